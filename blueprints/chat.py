@@ -1,0 +1,42 @@
+"""Token generation over SSE (`GET /sse/chat`) and fetch streams (`POST /api/chat`)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, request
+
+from streaming.formats import NDJSONFormat, SSEFormat, TextFormat
+from streaming.generation import schedule
+from streaming.params import GenerationParams, parse_generation, parse_last_event_id
+from streaming.pipeline import Format
+from streaming.sources import PacedSource
+
+from .common import json_object, stream_response
+
+bp = Blueprint("chat", __name__)
+
+# The first is the fallback for */*, a missing Accept or one we cannot serve.
+FETCH_FORMATS = ("text/plain", "text/event-stream", "application/x-ndjson")
+
+
+def _generate(params: GenerationParams, fmt: Format, transport: str, after: int | None = None):
+    return stream_response(PacedSource(schedule(params, after)), fmt, transport)
+
+
+@bp.get("/sse/chat")
+def sse_chat():
+    params = parse_generation(request.args, from_text=True)
+    last_id = request.headers.get("Last-Event-ID", request.args.get("last_event_id"))
+    after = parse_last_event_id(last_id, params.tokens)
+    return _generate(params, SSEFormat(current_app.config["SSE_RETRY_MS"]), "sse", after)
+
+
+@bp.post("/api/chat")
+def api_chat():
+    params = parse_generation(json_object())
+    wanted = request.accept_mimetypes.best_match(FETCH_FORMATS) or FETCH_FORMATS[0]
+    if wanted == "text/event-stream":
+        after = parse_last_event_id(request.headers.get("Last-Event-ID"), params.tokens)
+        return _generate(params, SSEFormat(current_app.config["SSE_RETRY_MS"]), "sse", after)
+    if wanted == "application/x-ndjson":
+        return _generate(params, NDJSONFormat(), "ndjson")
+    return _generate(params, TextFormat(), "text")

@@ -1,0 +1,24 @@
+"""Operations: `GET /healthz` and `GET /metrics` (Prometheus text, all workers)."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Blueprint, Response, current_app, jsonify
+from gevent import monkey
+
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    # Whether gevent patched the worker before the app loaded: a stream on an unpatched socket
+    # would block the whole worker.
+    patched = {name: monkey.is_module_patched(name) for name in ("socket", "ssl", "time")}
+    return jsonify(status="ok", pid=os.getpid(), gevent_patched=patched)
+
+
+@bp.get("/metrics")
+def metrics():
+    body, content_type = current_app.extensions["metrics"].exposition()
+    return Response(body, content_type=content_type, headers={"Cache-Control": "no-cache"})

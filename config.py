@@ -1,0 +1,88 @@
+"""Every setting the service reads from the environment, in one place.
+
+`load()` turns `os.environ` into a dict for `app.config`; `gunicorn.conf.py` reads the server
+settings through `server_settings()`. This module imports nothing of the app, so the gunicorn
+master can read it before any worker is forked and monkey-patched.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting holds a value that cannot be used; the message names the key and the value."""
+
+
+def _int(minimum: int) -> Callable[[str, str], int]:
+    def parse(key: str, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{key} must be an integer, got {raw!r}") from None
+        if value < minimum:
+            raise ConfigError(f"{key} must be >= {minimum}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _seconds(key: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{key} must be a number of seconds, got {raw!r}") from None
+    if not value > 0:
+        raise ConfigError(f"{key} must be > 0, got {raw!r}")
+    return value
+
+
+def _text(key: str, raw: str) -> str:
+    return raw
+
+
+def _csv(key: str, raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+# name: (parser, default as the environment would spell it)
+APP_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
+    "HEARTBEAT_SECONDS": (_seconds, "15"),
+    "SSE_RETRY_MS": (_int(0), "3000"),
+    "STREAM_QUEUE_SIZE": (_int(1), "64"),
+    "WS_PING_SECONDS": (_seconds, "25"),
+    "ALLOWED_ORIGINS": (_csv, ""),
+    "UPSTREAM_BASE_URL": (_text, ""),
+    "UPSTREAM_API_KEY": (_text, ""),
+    "PROXY_API_KEYS": (_csv, ""),
+    "UPSTREAM_CONNECT_TIMEOUT": (_seconds, "5"),
+    "UPSTREAM_READ_TIMEOUT": (_seconds, "60"),
+    "UPSTREAM_POOL_SIZE": (_int(1), "1000"),
+    "PROXY_MAX_BODY": (_int(1), str(10 * 1024 * 1024)),
+}
+
+SERVER_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
+    "HOST": (_text, "127.0.0.1"),
+    "PORT": (_int(0), "8000"),
+    "WEB_CONCURRENCY": (_int(1), "1"),
+    "WORKER_CONNECTIONS": (_int(1), "20000"),
+    "GRACEFUL_TIMEOUT": (_int(1), "10"),
+}
+
+
+def _read(table: Mapping[str, tuple[Callable[[str, str], Any], str]],
+          environ: Mapping[str, str]) -> dict[str, Any]:
+    return {key: parse(key, environ.get(key) or default)
+            for key, (parse, default) in table.items()}
+
+
+def load(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """The application's settings, parsed; raises ConfigError naming a bad key and value."""
+    return _read(APP_SETTINGS, environ)
+
+
+def server_settings(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """The settings gunicorn.conf.py needs before any worker starts."""
+    return _read(SERVER_SETTINGS, environ)

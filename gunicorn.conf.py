@@ -1,0 +1,92 @@
+"""gunicorn settings for long-lived streams: `gunicorn -c gunicorn.conf.py wsgi:app`.
+
+This file runs in the master before any worker exists, so it imports nothing of the app: the
+gevent worker must monkey-patch first and only then import `wsgi` (preload_app stays off).
+Every value comes from config.py, which reads the environment in one place.
+"""
+
+import os
+import resource
+import shutil
+import tempfile
+
+from config import server_settings
+
+_server = server_settings()
+
+bind = f"{_server['HOST']}:{_server['PORT']}"
+workers = _server["WEB_CONCURRENCY"]
+
+# One greenlet per connection: the gevent worker serves SSE, fetch streams and WebSocket
+# (flask-sock takes over the socket) alike, so no other worker class or server is needed.
+worker_class = "gevent"
+# Each open stream is a connection; the default of 1000 would refuse the 1001st stream.
+worker_connections = _server["WORKER_CONNECTIONS"]
+
+# For the gevent worker `timeout` is how long the worker may go without telling the master it
+# lives; it does so every second from its own greenlet whatever the streams do, so the default
+# suffices and a stream's length is unlimited.
+timeout = 30
+# On SIGTERM a worker stops accepting and lets open streams run this long, then cuts them;
+# EventSource clients reconnect with Last-Event-ID and resume on the new worker.
+graceful_timeout = _server["GRACEFUL_TIMEOUT"]
+# How long an idle keep-alive connection waits for its next request. Streams are not idle:
+# this only bounds the gap between one request and the next on a reused connection.
+keepalive = 5
+# Connections waiting to be accepted while thousands of clients connect at once (the kernel
+# caps it at net.core.somaxconn).
+backlog = 4096
+# Recycling a worker would cut every stream it holds.
+max_requests = 0
+max_requests_jitter = 0
+# The worker's heartbeat file: on tmpfs, so a busy disk never makes the master kill a worker.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+preload_app = False
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info")
+# gunicorn 27 opens a control socket at a fixed path by default; two servers on one machine
+# (the proxy and its upstream in tests) would fight over it, and nothing here uses it.
+control_socket_disable = True
+
+# 10,000 streams need 10,000 descriptors; the usual soft limit is 1024.
+_soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+if _hard == resource.RLIM_INFINITY or _soft < _hard:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (_hard, _hard))
+
+# prometheus_client's multiprocess mode, so /metrics covers every worker: a fresh directory per
+# server unless one is given, set before the workers (which inherit the environment) start.
+_own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _own_metrics_dir:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
+        prefix="stream-metrics-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+
+
+def on_starting(server):
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(directory, exist_ok=True)
+    for name in os.listdir(directory):  # values left by an earlier run are not ours
+        os.remove(os.path.join(directory, name))
+
+
+def post_fork(server, worker):
+    # Runs in the new worker just before gevent patches it. A late patch (a module holding
+    # the unpatched ssl or socket, e.g. from preload_app) would leave a blocking socket that
+    # stalls every stream of the worker: fail the boot instead of warning.
+    import warnings
+
+    from gevent.monkey import MonkeyPatchWarning
+
+    warnings.simplefilter("error", MonkeyPatchWarning)
+
+
+def child_exit(server, worker):
+    # Imported here, in the master only when a worker has exited, never at config load.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _own_metrics_dir:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

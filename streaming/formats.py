@@ -1,0 +1,99 @@
+"""How each transport writes a generation's events: SSE, NDJSON, plain text.
+
+A format turns one event into text; the pipeline joins a batch of them into a single chunk.
+WebSocket messages use `json_message`, the same objects NDJSON writes one per line.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .events import End, Failure, GenerationEvent, Start, Token
+from .sse import HEARTBEAT, ServerSentEvent
+
+
+def message(item: GenerationEvent) -> dict:
+    """The JSON object for an event, as NDJSON lines and WebSocket text frames carry it."""
+    if type(item) is Token:
+        return {"type": "token", "index": item.index, "text": item.text}
+    if type(item) is Start:
+        return {"type": "start", "model": item.model, "tokens": item.tokens}
+    if type(item) is End:
+        return {"type": "end", "finish_reason": item.finish_reason, "tokens": item.tokens}
+    return {"type": "error", "error": {"type": item.type, "message": item.message}}
+
+
+def compact_json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def json_message(item: GenerationEvent) -> str:
+    return compact_json(message(item))
+
+
+class SSEFormat:
+    """`text/event-stream`: tokens as default-type events whose id is the token index.
+
+    The default event type lets `EventSource.onmessage` receive tokens; the id is what a
+    reconnecting EventSource sends back as Last-Event-ID.
+    """
+
+    media_type = "text/event-stream"
+    heartbeat: bytes | None = HEARTBEAT
+
+    def __init__(self, retry_ms: int) -> None:
+        self.retry_ms = retry_ms
+
+    def preamble(self) -> str:
+        return ServerSentEvent(retry=self.retry_ms).text()
+
+    def encode(self, item: GenerationEvent) -> str:
+        if type(item) is Token:
+            return ServerSentEvent(data=item.text, id=str(item.index)).text()
+        body = message(item)
+        kind = body.pop("type")
+        if kind == "error":
+            body = body["error"]
+        return ServerSentEvent(data=compact_json(body), event=kind).text()
+
+
+class NDJSONFormat:
+    """`application/x-ndjson`: one JSON object a line.
+
+    The heartbeat is an empty line, which NDJSON readers skip.
+    """
+
+    media_type = "application/x-ndjson"
+    heartbeat: bytes | None = b"\n"
+
+    def preamble(self) -> str:
+        return ""
+
+    def encode(self, item: GenerationEvent) -> str:
+        return json_message(item) + "\n"
+
+
+class UnreportableFailure(Exception):
+    """The format has no way to tell the client of a failure; the connection must be cut."""
+
+
+class TextFormat:
+    """`text/plain`: the raw token text and nothing else.
+
+    Plain text has no room for a heartbeat or an error record. A failure after the start is
+    reported by cutting the connection before the terminating chunk, which every HTTP client
+    reports as an incomplete body rather than a clean end.
+    """
+
+    media_type = "text/plain"
+    heartbeat: bytes | None = None
+
+    def preamble(self) -> str:
+        return ""
+
+    def encode(self, item: GenerationEvent) -> str:
+        if type(item) is Token:
+            return item.text
+        if type(item) is Failure:
+            raise UnreportableFailure(item.message)
+        return ""

@@ -1,0 +1,79 @@
+"""Prometheus metrics for streams, correct across gunicorn workers.
+
+With several workers each process only sees its own streams, so when `PROMETHEUS_MULTIPROC_DIR`
+is set (gunicorn.conf.py sets it) prometheus_client's multiprocess mode writes every value to a
+per-process file and `/metrics` adds them up. Gauges use `livesum`: a dead worker's streams stop
+counting once gunicorn's `child_exit` hook marks it dead.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+TRANSPORTS = ("sse", "ndjson", "text", "ws", "proxy")
+DURATION_BUCKETS = (0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+FIRST_BYTE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    """The service's metrics, registered in their own registry (one per app).
+
+    Shared by every greenlet of a worker: prometheus_client's values are updated under a lock
+    that is never held across a switch.
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        reg = self.registry
+        self.streams_active = Gauge("streams_active", "Streams open now.", ["transport"],
+                                    registry=reg, multiprocess_mode="livesum")
+        self.stream_events = Counter("stream_events", "Events sent to clients.", ["transport"],
+                                     registry=reg)
+        self.stream_disconnects = Counter("stream_disconnects",
+                                          "Streams ended because the client went away.",
+                                          ["transport"], registry=reg)
+        self.stream_duration = Histogram("stream_duration_seconds", "How long streams lasted.",
+                                         ["transport"], buckets=DURATION_BUCKETS, registry=reg)
+        self.upstream_requests = Counter("upstream_requests",
+                                         "Proxied requests by upstream status.", ["status"],
+                                         registry=reg)
+        self.upstream_first_byte = Histogram("upstream_first_byte_seconds",
+                                             "Time from sending upstream to its first byte.",
+                                             buckets=FIRST_BYTE_BUCKETS, registry=reg)
+
+        for transport in TRANSPORTS:  # so every series reads 0 before its first stream
+            self.streams_active.labels(transport)
+            self.stream_events.labels(transport)
+            self.stream_disconnects.labels(transport)
+
+    # The StreamMetrics protocol of streaming.pipeline.
+    def started(self, transport: str) -> None:
+        self.streams_active.labels(transport).inc()
+
+    def sent(self, transport: str, events: int) -> None:
+        self.stream_events.labels(transport).inc(events)
+
+    def ended(self, transport: str, seconds: float, disconnected: bool) -> None:
+        self.streams_active.labels(transport).dec()
+        self.stream_duration.labels(transport).observe(seconds)
+        if disconnected:
+            self.stream_disconnects.labels(transport).inc()
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text `/metrics` serves, with its content type: every worker's figures."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+        else:
+            registry = self.registry
+        return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,84 @@
+"""Validation of a generation request, shared by every transport (query string, JSON, WebSocket).
+
+Errors are `InvalidParameter`s naming the parameter and saying what is allowed, raised before
+anything is streamed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+PROMPT_MAX_CHARS = 4000
+TOKENS_DEFAULT, TOKENS_MAX = 50, 10_000
+DELAY_MS_DEFAULT, DELAY_MS_MAX = 50, 10_000
+
+
+class InvalidParameter(ValueError):
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationParams:
+    prompt: str
+    tokens: int = TOKENS_DEFAULT
+    delay_ms: int = DELAY_MS_DEFAULT
+
+
+def _integer(values: Mapping[str, Any], name: str, default: int, low: int, high: int,
+             from_text: bool) -> int:
+    raw = values.get(name)
+    if raw is None:
+        return default
+    if from_text and isinstance(raw, str):
+        try:
+            raw = int(raw, 10)
+        except ValueError:
+            raise InvalidParameter(name, f"{name} must be an integer, got {raw!r}") from None
+    # bool is an int in Python, never in a client's intent
+    if not isinstance(raw, int) or isinstance(raw, bool):
+        raise InvalidParameter(name, f"{name} must be an integer")
+    if not low <= raw <= high:
+        raise InvalidParameter(name, f"{name} must be between {low} and {high}, got {raw}")
+    return raw
+
+
+def parse_generation(values: Mapping[str, Any], *, from_text: bool = False) -> GenerationParams:
+    """`prompt` (1..4000 characters), `tokens` (1..10000), `delay_ms` (0..10000).
+
+    `from_text` accepts integers spelled as strings, as a query string carries them; JSON
+    must carry real numbers.
+    """
+    prompt = values.get("prompt")
+    if prompt is None:
+        raise InvalidParameter("prompt", "prompt is required")
+    if not isinstance(prompt, str):
+        raise InvalidParameter("prompt", "prompt must be a string")
+    if not 1 <= len(prompt) <= PROMPT_MAX_CHARS:
+        raise InvalidParameter("prompt",
+                               f"prompt must be 1 to {PROMPT_MAX_CHARS} characters long")
+    tokens = _integer(values, "tokens", TOKENS_DEFAULT, 1, TOKENS_MAX, from_text)
+    delay_ms = _integer(values, "delay_ms", DELAY_MS_DEFAULT, 0, DELAY_MS_MAX, from_text)
+    return GenerationParams(prompt, tokens, delay_ms)
+
+
+def parse_last_event_id(raw: str | None, tokens: int) -> int | None:
+    """The index of the last token the client has, from a Last-Event-ID; None for a new stream.
+
+    Ids are token indexes 0 .. tokens-1, so anything else cannot come from this stream.
+    """
+    if raw is None or raw == "":
+        return None
+    if not raw.isascii() or not raw.isdigit():
+        raise InvalidParameter("last_event_id",
+                               f"Last-Event-ID must be a token index, got {raw[:40]!r}")
+    value = int(raw)
+    if value >= tokens:
+        raise InvalidParameter("last_event_id",
+                               f"Last-Event-ID {value} is past this stream's last token "
+                               f"({tokens - 1})")
+    return value

@@ -1,0 +1,121 @@
+"""`EventStream`: the WSGI body that carries one stream from its source to one client.
+
+Written for how gunicorn's gevent worker drives a response (`gunicorn/workers/base_async.py`):
+it writes each item the iterator yields at once, sends the headers with the first write, and
+calls `close()` on the iterator when the client vanished mid-write or after the end. Everything
+a stream holds is therefore acquired inside the generator and released in its `finally`.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from .cancellation import Cancellation
+from .disconnect import watch_environ
+from .events import Failure
+from .formats import UnreportableFailure
+from .sources import IDLE
+
+log = logging.getLogger(__name__)
+
+DISCONNECT = "disconnect"
+
+
+class Format(Protocol):
+    media_type: str
+    heartbeat: bytes | None
+
+    def preamble(self) -> str: ...
+    def encode(self, item: Any) -> str: ...
+
+
+class Source(Protocol):
+    def batches(self, idle: float | None,
+                cancellation: Cancellation) -> Iterator[list | object]: ...
+
+
+class StreamMetrics(Protocol):
+    def started(self, transport: str) -> None: ...
+    def sent(self, transport: str, events: int) -> None: ...
+    def ended(self, transport: str, seconds: float, disconnected: bool) -> None: ...
+
+
+class EventStream:
+    """Streams `source` to the client in `fmt`, until the end, a failure or a disconnect.
+
+    Parts, in the order a stream lives them:
+
+    1. start: count the stream and watch the client socket, so a client that leaves while the
+       stream is idle cancels it at once (`disconnect.py`);
+    2. first write: the headers and the preamble go out before anything can block;
+    3. stream: each batch from the source becomes one chunk; `IDLE` becomes the format's
+       heartbeat, which restarts after every write;
+    4. failure: an exception after the start is sent as the format's error record, or, where the
+       format has none, the connection is cut so the client sees an incomplete body;
+    5. close: the watcher stops, the producer is killed, the metrics are settled.
+    """
+
+    def __init__(self, source: Source, fmt: Format, *, environ: dict, heartbeat: float,
+                 transport: str, metrics: StreamMetrics,
+                 cancellation: Cancellation | None = None) -> None:
+        if heartbeat <= 0:
+            raise ValueError(f"heartbeat must be > 0 seconds, got {heartbeat!r}")
+        self.source = source
+        self.fmt = fmt
+        self.cancellation = cancellation or Cancellation()
+        self.transport = transport
+        self._environ = environ
+        self._heartbeat = heartbeat if fmt.heartbeat else None
+        self._metrics = metrics
+        self._body = self._stream()
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._body
+
+    def close(self) -> None:
+        self._body.close()
+
+    def _stream(self) -> Iterator[bytes]:
+        began = time.monotonic()
+        self._metrics.started(self.transport)
+        watcher = watch_environ(self._environ, lambda: self.cancellation.cancel(DISCONNECT))
+        try:
+            # gunicorn sends the headers with the first write, even an empty one: this one goes
+            # out before the source can block, so the client sees the response start at once.
+            yield self.fmt.preamble().encode()
+            for batch in self.source.batches(self._heartbeat, self.cancellation):
+                if self.cancellation.cancelled:
+                    break
+                if batch is IDLE:
+                    yield self.fmt.heartbeat
+                    continue
+                chunk = "".join(map(self.fmt.encode, batch)).encode()
+                self._metrics.sent(self.transport, len(batch))
+                if chunk:  # a batch of only start/end events is empty in plain text
+                    yield chunk
+        except GeneratorExit:
+            # gunicorn closes the body when a write failed: the client is gone.
+            self.cancellation.cancel(DISCONNECT)
+            raise
+        except Exception as exc:
+            log.exception("stream failed after it started")
+            yield from self._report_failure(exc)
+        finally:
+            if watcher is not None:
+                watcher.stop()
+            self.cancellation.cancel("finished")
+            self._metrics.ended(self.transport, time.monotonic() - began,
+                                self.cancellation.reason == DISCONNECT)
+
+    def _report_failure(self, exc: Exception) -> Iterator[bytes]:
+        failure = Failure("stream_error", "the stream failed before it could finish")
+        try:
+            yield self.fmt.encode(failure).encode()
+        except UnreportableFailure:
+            sock = self._environ.get("gunicorn.socket")
+            if sock is not None:
+                sock.shutdown(socket.SHUT_RDWR)
