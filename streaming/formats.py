@@ -1,7 +1,10 @@
 """How each transport writes a generation's events: SSE, NDJSON, plain text.
 
-A format turns one event into text; the pipeline joins a batch of them into a single chunk.
-WebSocket messages use `json_message`, the same objects NDJSON writes one per line.
+A format is what `pipeline.EventStream` needs to put a source's items on the wire:
+`preamble()` (the first bytes), `chunk(batch)` (one write for a batch of items), `failure(f)`
+(the error record that ends a stream that failed after it started, or None where the format
+has none and the connection must be cut), `heartbeat` (bytes, or None for no heartbeat) and
+`media_type`. WebSocket messages use `json_message`, the same objects NDJSON writes a line each.
 """
 
 from __future__ import annotations
@@ -10,6 +13,10 @@ import json
 
 from .events import End, Failure, GenerationEvent, Start, Token
 from .sse import HEARTBEAT, ServerSentEvent
+
+
+def compact_json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def message(item: GenerationEvent) -> dict:
@@ -23,15 +30,27 @@ def message(item: GenerationEvent) -> dict:
     return {"type": "error", "error": {"type": item.type, "message": item.message}}
 
 
-def compact_json(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
 def json_message(item: GenerationEvent) -> str:
     return compact_json(message(item))
 
 
-class SSEFormat:
+class _TextRecords:
+    """A format whose items each encode to text; a batch is joined and encoded once."""
+
+    def encode(self, item: GenerationEvent) -> str:
+        raise NotImplementedError
+
+    def preamble(self) -> bytes:
+        return b""
+
+    def chunk(self, batch: list) -> bytes:
+        return "".join(map(self.encode, batch)).encode()
+
+    def failure(self, failure: Failure) -> bytes | None:
+        return self.encode(failure).encode()
+
+
+class SSEFormat(_TextRecords):
     """`text/event-stream`: tokens as default-type events whose id is the token index.
 
     The default event type lets `EventSource.onmessage` receive tokens; the id is what a
@@ -42,10 +61,10 @@ class SSEFormat:
     heartbeat: bytes | None = HEARTBEAT
 
     def __init__(self, retry_ms: int) -> None:
-        self.retry_ms = retry_ms
+        self._preamble = ServerSentEvent(retry=retry_ms).encode()
 
-    def preamble(self) -> str:
-        return ServerSentEvent(retry=self.retry_ms).text()
+    def preamble(self) -> bytes:
+        return self._preamble
 
     def encode(self, item: GenerationEvent) -> str:
         if type(item) is Token:
@@ -57,7 +76,7 @@ class SSEFormat:
         return ServerSentEvent(data=compact_json(body), event=kind).text()
 
 
-class NDJSONFormat:
+class NDJSONFormat(_TextRecords):
     """`application/x-ndjson`: one JSON object a line.
 
     The heartbeat is an empty line, which NDJSON readers skip.
@@ -66,18 +85,11 @@ class NDJSONFormat:
     media_type = "application/x-ndjson"
     heartbeat: bytes | None = b"\n"
 
-    def preamble(self) -> str:
-        return ""
-
     def encode(self, item: GenerationEvent) -> str:
         return json_message(item) + "\n"
 
 
-class UnreportableFailure(Exception):
-    """The format has no way to tell the client of a failure; the connection must be cut."""
-
-
-class TextFormat:
+class TextFormat(_TextRecords):
     """`text/plain`: the raw token text and nothing else.
 
     Plain text has no room for a heartbeat or an error record. A failure after the start is
@@ -88,12 +100,8 @@ class TextFormat:
     media_type = "text/plain"
     heartbeat: bytes | None = None
 
-    def preamble(self) -> str:
-        return ""
-
     def encode(self, item: GenerationEvent) -> str:
-        if type(item) is Token:
-            return item.text
-        if type(item) is Failure:
-            raise UnreportableFailure(item.message)
-        return ""
+        return item.text if type(item) is Token else ""
+
+    def failure(self, failure: Failure) -> bytes | None:
+        return None

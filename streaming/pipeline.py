@@ -12,25 +12,31 @@ import logging
 import socket
 import time
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Protocol
 
 from .cancellation import Cancellation
 from .disconnect import watch_environ
 from .events import Failure
-from .formats import UnreportableFailure
 from .sources import IDLE
 
 log = logging.getLogger(__name__)
 
 DISCONNECT = "disconnect"
 
+# What the client is told when a source fails without saying more: never internal detail. A
+# source can say more by raising an exception with a `failure` attribute (a Failure).
+GENERIC_FAILURE = Failure("stream_error", "the stream failed before it could finish")
+
 
 class Format(Protocol):
+    """How items go on the wire; `formats.py` has the generation formats."""
+
     media_type: str
     heartbeat: bytes | None
 
-    def preamble(self) -> str: ...
-    def encode(self, item: Any) -> str: ...
+    def preamble(self) -> bytes: ...
+    def chunk(self, batch: list) -> bytes: ...
+    def failure(self, failure: Failure) -> bytes | None: ...
 
 
 class Source(Protocol):
@@ -86,14 +92,14 @@ class EventStream:
         try:
             # gunicorn sends the headers with the first write, even an empty one: this one goes
             # out before the source can block, so the client sees the response start at once.
-            yield self.fmt.preamble().encode()
+            yield self.fmt.preamble()
             for batch in self.source.batches(self._heartbeat, self.cancellation):
                 if self.cancellation.cancelled:
                     break
                 if batch is IDLE:
                     yield self.fmt.heartbeat
                     continue
-                chunk = "".join(map(self.fmt.encode, batch)).encode()
+                chunk = self.fmt.chunk(batch)
                 self._metrics.sent(self.transport, len(batch))
                 if chunk:  # a batch of only start/end events is empty in plain text
                     yield chunk
@@ -112,10 +118,12 @@ class EventStream:
                                 self.cancellation.reason == DISCONNECT)
 
     def _report_failure(self, exc: Exception) -> Iterator[bytes]:
-        failure = Failure("stream_error", "the stream failed before it could finish")
-        try:
-            yield self.fmt.encode(failure).encode()
-        except UnreportableFailure:
-            sock = self._environ.get("gunicorn.socket")
-            if sock is not None:
-                sock.shutdown(socket.SHUT_RDWR)
+        failure = (getattr(exc, "failure", None) or getattr(exc.__cause__, "failure", None)
+                   or GENERIC_FAILURE)
+        record = self.fmt.failure(failure)
+        if record is not None:
+            yield record
+            return
+        sock = self._environ.get("gunicorn.socket")
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
