@@ -41,11 +41,21 @@ class PacedSource:
 
     def __init__(self, items: Iterable[tuple[float, Any]]) -> None:
         self._items = iter(items)
+        self._error: Exception | None = None
+
+    def _next(self) -> tuple[float, Any] | None:
+        # An item is read ahead of the batch being built: if the iterator fails there, the
+        # batch must still go out before the failure is raised, or tokens would be lost.
+        try:
+            return next(self._items, None)
+        except Exception as exc:
+            self._error = exc
+            return None
 
     def batches(self, idle: float | None,
                 cancellation: Cancellation) -> Iterator[list | object]:
         started = time.monotonic()
-        pending = next(self._items, None)
+        pending = self._next()
         while pending is not None:
             due = started + pending[0]
             now = time.monotonic()
@@ -57,10 +67,10 @@ class PacedSource:
                     yield IDLE
                 continue
             batch = [pending[1]]
-            pending = next(self._items, None)
+            pending = self._next()
             while pending is not None and len(batch) < MAX_BATCH and started + pending[0] <= now:
                 batch.append(pending[1])
-                pending = next(self._items, None)
+                pending = self._next()
             yield batch
             if pending is not None and started + pending[0] <= now:
                 # A CPU-bound producer must let other streams run between batches: a write to
@@ -68,6 +78,8 @@ class PacedSource:
                 gevent.sleep(0)
             if cancellation.cancelled:
                 return
+        if self._error is not None:
+            raise self._error
 
 
 class ProducerFailed(Exception):

@@ -10,6 +10,7 @@ Encoding (``ServerSentEvent``):
 * Data is split on CRLF, lone CR and lone LF (CRLF is one line break) and each piece is
   written as ``data: `` + piece. The space is always written, because the parser strips
   exactly one space after the colon: a token such as ``" hello"`` survives the round trip.
+  Which line break was used cannot survive it: a parser joins data lines with LF.
 * ``id`` and ``event`` may not contain CR, LF or NUL: CR/LF would let a value inject
   fields or events, and a parser ignores an ``id`` containing NUL.
 
@@ -45,8 +46,8 @@ from dataclasses import KW_ONLY, dataclass
 
 __all__ = ["HEARTBEAT", "ParsedEvent", "SSEParser", "ServerSentEvent", "parse"]
 
-# gunicorn skips empty writes (workers/base_async.py), so a heartbeat must not be empty;
-# a comment keeps the connection alive without dispatching anything.
+# gunicorn skips empty writes in chunked responses (http/wsgi.py, Response.write), so a
+# heartbeat must not be empty; a comment keeps the connection alive and dispatches nothing.
 HEARTBEAT = b": ping\n\n"
 
 
@@ -215,13 +216,18 @@ class SSEParser:
     def _process(self, lines: list[str]) -> list[ParsedEvent]:
         events: list[ParsedEvent] = []
         data = self._data
+        # Buffers live in locals for the loop (attribute access dominates otherwise).
+        type_, id_, last_id = self._type, self._id, self.last_event_id
         for line in lines:
             if not line:
-                self.last_event_id = self._id
+                last_id = id_
                 if data:
-                    events.append(ParsedEvent("\n".join(data), self._type or "message", self._id))
+                    events.append(ParsedEvent("\n".join(data), type_ or "message", id_))
                     data.clear()
-                self._type = ""
+                type_ = ""
+                continue
+            if line[:6] == "data: ":  # the common line, as every encoder writes it
+                data.append(line[6:])
                 continue
             field, colon, value = line.partition(":")
             if not field:
@@ -231,12 +237,13 @@ class SSEParser:
             if field == "data":
                 data.append(value)
             elif field == "event":
-                self._type = value
+                type_ = value
             elif field == "id":
                 if "\0" not in value:
-                    self._id = value
+                    id_ = value
             elif field == "retry" and value.isascii() and value.isdigit():
                 self.retry = int(value)
+        self._type, self._id, self.last_event_id = type_, id_, last_id
         return events
 
 
