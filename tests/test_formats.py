@@ -1,0 +1,48 @@
+import json
+
+from streaming.events import End, Failure, Start, Token
+from streaming.formats import NDJSONFormat, SSEFormat, TextFormat
+from streaming.sse import parse
+
+EVENTS = [Start("demo", 2), Token(0, " 流式"), Token(1, "\n"), End("stop", 2)]
+
+
+def test_sse_chunk_bytes():
+    fmt = SSEFormat(3000)
+    assert fmt.preamble() == b"retry: 3000\n\n"
+    assert fmt.chunk(EVENTS) == (
+        'event: start\ndata: {"model":"demo","tokens":2}\n\n'
+        "id: 0\ndata:  流式\n\n"
+        "id: 1\ndata: \ndata: \n\n"
+        'event: end\ndata: {"finish_reason":"stop","tokens":2}\n\n'
+    ).encode()
+
+
+def test_sse_tokens_survive_a_spec_parser():
+    parsed = parse(SSEFormat(3000).chunk(EVENTS))
+    assert [e.data for e in parsed[1:3]] == [" 流式", "\n"]
+    assert [e.last_event_id for e in parsed[1:3]] == ["0", "1"]
+
+
+def test_sse_failure_record():
+    record = SSEFormat(3000).failure(Failure("stream_error", "gone"))
+    assert record == b'event: error\ndata: {"type":"stream_error","message":"gone"}\n\n'
+
+
+def test_ndjson_lines():
+    lines = NDJSONFormat().chunk(EVENTS).decode().splitlines()
+    assert [json.loads(line) for line in lines] == [
+        {"type": "start", "model": "demo", "tokens": 2},
+        {"type": "token", "index": 0, "text": " 流式"},
+        {"type": "token", "index": 1, "text": "\n"},
+        {"type": "end", "finish_reason": "stop", "tokens": 2},
+    ]
+    failure = json.loads(NDJSONFormat().failure(Failure("stream_error", "gone")))
+    assert failure == {"type": "error", "error": {"type": "stream_error", "message": "gone"}}
+
+
+def test_text_is_only_the_tokens_and_cannot_report_a_failure():
+    fmt = TextFormat()
+    assert fmt.chunk(EVENTS) == " 流式\n".encode()
+    assert fmt.heartbeat is None
+    assert fmt.failure(Failure("stream_error", "gone")) is None

@@ -1,0 +1,52 @@
+import pytest
+
+from streaming.params import (
+    GenerationParams,
+    InvalidParameter,
+    parse_generation,
+    parse_last_event_id,
+)
+
+
+def test_defaults():
+    assert parse_generation({"prompt": "hi"}) == GenerationParams("hi", 50, 50)
+
+
+def test_query_strings_carry_integers_as_text():
+    params = parse_generation({"prompt": "hi", "tokens": "7", "delay_ms": "0"}, from_text=True)
+    assert params == GenerationParams("hi", 7, 0)
+
+
+@pytest.mark.parametrize(("values", "param"), [
+    ({}, "prompt"),
+    ({"prompt": ""}, "prompt"),
+    ({"prompt": "x" * 4001}, "prompt"),
+    ({"prompt": 3}, "prompt"),
+    ({"prompt": "a", "tokens": "7"}, "tokens"),  # JSON must carry a number
+    ({"prompt": "a", "tokens": True}, "tokens"),
+    ({"prompt": "a", "tokens": 0}, "tokens"),
+    ({"prompt": "a", "tokens": 10_001}, "tokens"),
+    ({"prompt": "a", "delay_ms": -1}, "delay_ms"),
+    ({"prompt": "a", "delay_ms": 10_001}, "delay_ms"),
+    ({"prompt": "a", "delay_ms": 2.5}, "delay_ms"),
+])
+def test_rejections_name_the_parameter(values, param):
+    with pytest.raises(InvalidParameter) as caught:
+        parse_generation(values)
+    assert caught.value.param == param
+
+
+def test_limits_are_inclusive():
+    params = parse_generation({"prompt": "x" * 4000, "tokens": 10_000, "delay_ms": 10_000})
+    assert (params.tokens, params.delay_ms) == (10_000, 10_000)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(None, None), ("", None), ("0", 0), ("9", 9)])
+def test_last_event_id(raw, expected):
+    assert parse_last_event_id(raw, 10) == expected
+
+
+@pytest.mark.parametrize("raw", ["10", "-1", "x", "1.0", "٣", "+1"])
+def test_last_event_id_rejections(raw):
+    with pytest.raises(InvalidParameter):
+        parse_last_event_id(raw, 10)

@@ -1,0 +1,109 @@
+"""EventStream driven the way gunicorn drives a WSGI body: iterate, then close()."""
+
+import gevent
+import pytest
+
+from streaming.cancellation import Cancellation
+from streaming.events import End, Start, Token
+from streaming.formats import NDJSONFormat, SSEFormat, TextFormat
+from streaming.pipeline import EventStream
+from streaming.sources import PacedSource, ProducerSource
+
+
+class RecordingMetrics:
+    def __init__(self):
+        self.active = 0
+        self.events = 0
+        self.disconnects = 0
+
+    def started(self, transport):
+        self.active += 1
+
+    def sent(self, transport, events):
+        self.events += events
+
+    def ended(self, transport, seconds, disconnected):
+        self.active -= 1
+        self.disconnects += disconnected
+
+
+def _stream(source, fmt=None, heartbeat=15.0, metrics=None):
+    return EventStream(source, fmt or SSEFormat(3000), environ={}, heartbeat=heartbeat,
+                       transport="sse", metrics=metrics or RecordingMetrics())
+
+
+def test_preamble_is_the_first_write_before_the_source_runs():
+    stream = _stream(PacedSource([(10.0, Token(0, "late"))]))
+    assert next(iter(stream)) == b"retry: 3000\n\n"
+    stream.close()
+
+
+def test_a_stream_writes_every_event_and_settles_its_metrics():
+    metrics = RecordingMetrics()
+    items = [(0.0, Start("demo", 2)), (0.0, Token(0, " a")), (0.0, Token(1, " b")),
+             (0.0, End("stop", 2))]
+    body = b"".join(_stream(PacedSource(items), metrics=metrics))
+    assert body.count(b"\n\n") == 5
+    assert (metrics.active, metrics.events, metrics.disconnects) == (0, 4, 0)
+
+
+def test_heartbeat_while_idle():
+    stream = _stream(PacedSource([(0.25, Token(0, "x"))]), heartbeat=0.1)
+    chunks = list(stream)
+    assert chunks[1:3] == [b": ping\n\n", b": ping\n\n"]
+    assert chunks[-1] == b"id: 0\ndata: x\n\n"
+
+
+def test_ndjson_heartbeat_is_a_blank_line_and_text_has_none():
+    idle = [(0.15, Token(0, "x"))]
+    assert b"\n" in list(_stream(PacedSource(idle), NDJSONFormat(), heartbeat=0.1))
+    assert list(_stream(PacedSource(idle), TextFormat(), heartbeat=0.1)) == [b"", b"x"]
+
+
+def test_close_mid_stream_counts_a_disconnect_and_kills_the_producer():
+    metrics = RecordingMetrics()
+    finished = []
+
+    def produce(emit):
+        try:
+            while True:
+                emit(Token(0, "x"))
+        finally:
+            finished.append(True)
+
+    stream = _stream(ProducerSource(produce), metrics=metrics)
+    body = iter(stream)
+    next(body)
+    next(body)
+    stream.close()  # what gunicorn does after a failed write
+    gevent.sleep(0.01)
+    assert finished == [True]
+    assert (metrics.active, metrics.disconnects) == (0, 1)
+
+
+def test_cancellation_while_idle_ends_the_stream():
+    metrics = RecordingMetrics()
+    cancellation = Cancellation()
+    stream = EventStream(PacedSource([(30.0, Token(0, "x"))]), SSEFormat(3000), environ={},
+                         heartbeat=15.0, transport="sse", metrics=metrics,
+                         cancellation=cancellation)
+    gevent.spawn_later(0.05, cancellation.cancel, "disconnect")
+    assert list(stream) == [b"retry: 3000\n\n"]
+    assert (metrics.active, metrics.disconnects) == (0, 1)
+
+
+def test_a_failing_source_ends_with_the_error_record():
+    def items():
+        yield 0.0, Token(0, "kept")
+        raise RuntimeError("secret internals")
+
+    body = b"".join(_stream(PacedSource(items())))
+    assert body.endswith(b'event: error\ndata: {"type":"stream_error",'
+                         b'"message":"the stream failed before it could finish"}\n\n')
+    assert b"kept" in body
+    assert b"secret" not in body
+
+
+def test_heartbeat_must_be_positive():
+    with pytest.raises(ValueError, match="heartbeat"):
+        _stream(PacedSource([]), heartbeat=0)
