@@ -44,7 +44,7 @@ from __future__ import annotations
 import codecs
 from dataclasses import KW_ONLY, dataclass
 
-__all__ = ["HEARTBEAT", "ParsedEvent", "SSEParser", "ServerSentEvent", "parse"]
+__all__ = ["HEARTBEAT", "ParsedEvent", "SSEParser", "ServerSentEvent", "data_field", "parse"]
 
 # gunicorn skips empty writes in chunked responses (http/wsgi.py, Response.write), so a
 # heartbeat must not be empty; a comment keeps the connection alive and dispatches nothing.
@@ -54,6 +54,14 @@ HEARTBEAT = b": ping\n\n"
 def _lines(value: str) -> list[str]:
     # Not str.splitlines(): it also splits on VT, FF, U+2028 and others, which SSE keeps.
     return value.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def data_field(data: str) -> str:
+    """``data`` as its ``data: `` lines, each ending in LF, without the blank line that ends
+    an event. For hot paths that write an event's other fields themselves."""
+    if "\n" not in data and "\r" not in data:
+        return f"data: {data}\n"
+    return "".join(f"data: {line}\n" for line in _lines(data))
 
 
 def _check_name(field: str, value: object) -> None:
@@ -132,7 +140,7 @@ class ServerSentEvent:
         if self.retry is not None:
             parts.append(f"retry: {self.retry}\n")
         if data is not None:
-            parts.extend(f"data: {line}\n" for line in _lines(data))
+            parts.append(data_field(data))
         parts.append("\n")
         return "".join(parts)
 
