@@ -4,43 +4,69 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gevent.event import Event
+from gevent.hub import Waiter, get_hub
 
 
 class Cancellation:
     """Set once, by whoever decides the work must stop (a disconnect, a cancel message).
 
-    Safe to call from the gevent hub (a watcher callback): `cancel()` never blocks, and callbacks
-    registered with `on_cancel` must not block either.
+    `cancel()` may be called from any greenlet or from the hub itself (a watcher callback): it
+    never blocks, and callbacks registered with `on_cancel` must not block either. `wait()` is
+    for the greenlets doing the work; several may wait at once.
+
+    `wait()` is on the hot path of every paced stream (once per token), so it is a bare timer
+    and a Waiter rather than `gevent.event.Event.wait`, whose timeout allocates a Timeout
+    exception and throws it into the waiting greenlet each time it expires.
     """
 
-    __slots__ = ("_callbacks", "_event", "reason")
+    __slots__ = ("_callbacks", "_cancelled", "_waiters", "reason")
 
     def __init__(self) -> None:
-        self._event = Event()
+        self._cancelled = False
         self._callbacks: list[Callable[[], None]] = []
+        self._waiters: list[Waiter] = []
         self.reason: str | None = None
 
     @property
     def cancelled(self) -> bool:
-        return self._event.is_set()
+        return self._cancelled
 
     def cancel(self, reason: str = "cancelled") -> None:
-        if self._event.is_set():
+        if self._cancelled:
             return
+        self._cancelled = True
         self.reason = reason
-        self._event.set()
+        waiters, self._waiters = self._waiters, []
+        loop = get_hub().loop
+        for waiter in waiters:
+            # A Waiter is switched from the hub, whoever cancels.
+            loop.run_callback(waiter.switch, True)
         callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:
             callback()
 
     def on_cancel(self, callback: Callable[[], None]) -> None:
         """Call `callback` on cancellation (at once if already cancelled)."""
-        if self._event.is_set():
+        if self._cancelled:
             callback()
         else:
             self._callbacks.append(callback)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until cancelled or `timeout` seconds pass; True if cancelled."""
-        return self._event.wait(timeout)
+        if self._cancelled:
+            return True
+        hub = get_hub()
+        waiter = Waiter(hub)
+        timer = None
+        if timeout is not None:
+            timer = hub.loop.timer(max(timeout, 0.0))
+            timer.start(waiter.switch, False)
+        self._waiters.append(waiter)
+        try:
+            return waiter.get()
+        finally:
+            if timer is not None:
+                timer.close()
+            if not self._cancelled:
+                self._waiters.remove(waiter)
