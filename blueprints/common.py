@@ -51,6 +51,9 @@ def stream_response(source: Source, fmt: Format, transport: str) -> Response:
     `direct_passthrough` hands the EventStream to gunicorn as is, so nothing (no ETag, no
     `response.data`) ever collects the body.
     """
+    # werkzeug parks the Request in the environ, which gunicorn keeps for the stream's whole
+    # life: drop it, so an idle stream does not hold the parsed request (KBs per stream).
+    request.environ.pop("werkzeug.request", None)
     body = EventStream(source, fmt, environ=request.environ,
                        heartbeat=current_app.config["HEARTBEAT_SECONDS"], transport=transport,
                        metrics=current_app.extensions["metrics"])

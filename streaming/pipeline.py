@@ -12,10 +12,11 @@ import logging
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 from .cancellation import Cancellation
-from .disconnect import watch_environ
+from .disconnect import DisconnectWatcher
 from .events import Failure
 from .sources import IDLE
 
@@ -26,6 +27,25 @@ DISCONNECT = "disconnect"
 # What the client is told when a source fails without saying more: never internal detail. A
 # source can say more by raising an exception with a `failure` attribute (a Failure).
 GENERIC_FAILURE = Failure("stream_error", "the stream failed before it could finish")
+
+
+@contextmanager
+def watching(environ: dict, cancellation: Cancellation) -> Iterator[Cancellation]:
+    """Cancel `cancellation` with DISCONNECT if the client leaves while the block runs.
+
+    For what a view waits on before any EventStream exists (an upstream's headers, a whole
+    non-streaming answer): the view greenlet is blocked, so only the socket can tell. Pass the
+    same cancellation to the EventStream that follows; it watches the socket itself from then on.
+    """
+    sock = environ.get("gunicorn.socket")
+    watcher = None
+    if sock is not None:
+        watcher = DisconnectWatcher(sock, lambda: cancellation.cancel(DISCONNECT))
+    try:
+        yield cancellation
+    finally:
+        if watcher is not None:
+            watcher.stop()
 
 
 class Format(Protocol):
@@ -65,6 +85,9 @@ class EventStream:
     5. close: the watcher stops, the producer is killed, the metrics are settled.
     """
 
+    __slots__ = ("_body", "_heartbeat", "_metrics", "_socket", "cancellation", "fmt", "source",
+                 "transport")
+
     def __init__(self, source: Source, fmt: Format, *, environ: dict, heartbeat: float,
                  transport: str, metrics: StreamMetrics,
                  cancellation: Cancellation | None = None) -> None:
@@ -74,7 +97,8 @@ class EventStream:
         self.fmt = fmt
         self.cancellation = cancellation or Cancellation()
         self.transport = transport
-        self._environ = environ
+        # Only the socket: an idle stream should not keep the rest of the request alive.
+        self._socket = environ.get("gunicorn.socket")
         self._heartbeat = heartbeat if fmt.heartbeat else None
         self._metrics = metrics
         self._body = self._stream()
@@ -88,7 +112,10 @@ class EventStream:
     def _stream(self) -> Iterator[bytes]:
         began = time.monotonic()
         self._metrics.started(self.transport)
-        watcher = watch_environ(self._environ, lambda: self.cancellation.cancel(DISCONNECT))
+        watcher = None
+        if self._socket is not None:
+            watcher = DisconnectWatcher(self._socket,
+                                        lambda: self.cancellation.cancel(DISCONNECT))
         try:
             # gunicorn sends the headers with the first write, even an empty one: this one goes
             # out before the source can block, so the client sees the response start at once.
@@ -124,6 +151,5 @@ class EventStream:
         if record is not None:
             yield record
             return
-        sock = self._environ.get("gunicorn.socket")
-        if sock is not None:
-            sock.shutdown(socket.SHUT_RDWR)
+        if self._socket is not None:
+            self._socket.shutdown(socket.SHUT_RDWR)

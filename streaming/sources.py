@@ -60,10 +60,12 @@ class PacedSource:
             due = started + pending[0]
             now = time.monotonic()
             if due > now:
-                wait = due - now if idle is None else min(due - now, idle)
-                if cancellation.wait(wait):
+                idle_first = idle is not None and idle < due - now
+                if cancellation.wait(idle if idle_first else due - now):
                     return
-                if time.monotonic() < due:
+                # Not "still before due": libev's timers run on its cached loop time and can
+                # wake a little early, which must not pass for an idle period.
+                if idle_first:
                     yield IDLE
                 continue
             batch = [pending[1]]
