@@ -22,6 +22,15 @@ from flask import Flask, Response, request
 
 app = Flask(__name__)
 
+# Not part of the naive design: a gauge the harness reads to time when the generator is closed
+# after a client leaves. It observes that moment without changing it.
+active_streams = 0
+
+
+@app.get("/metrics")
+def metrics() -> Response:
+    return Response(f'streams_active{{transport="sse"}} {active_streams}\n', mimetype="text/plain")
+
 
 @app.get("/sse/chat")
 def sse_chat() -> Response:
@@ -30,14 +39,19 @@ def sse_chat() -> Response:
     delay = float(request.args.get("delay_ms", "20")) / 1000.0
 
     def gen():
-        yield "retry: 3000\n\n"
-        yield f"event: start\ndata: {json.dumps({'prompt': prompt, 'tokens': tokens})}\n\n"
-        for i in range(tokens):
-            # The only concession: skip sleep(0), which under gevent is a
-            # hub round-trip per token and would only make the baseline slower.
-            if delay:
-                time.sleep(delay)
-            yield f"id: {i}\ndata:  tok{i}\n\n"
-        yield 'event: end\ndata: {"finish_reason": "stop"}\n\n'
+        global active_streams
+        active_streams += 1
+        try:
+            yield "retry: 3000\n\n"
+            yield f"event: start\ndata: {json.dumps({'prompt': prompt, 'tokens': tokens})}\n\n"
+            for i in range(tokens):
+                # The only concession: skip sleep(0), which under gevent is a
+                # hub round-trip per token and would only make the baseline slower.
+                if delay:
+                    time.sleep(delay)
+                yield f"id: {i}\ndata:  tok{i}\n\n"
+            yield 'event: end\ndata: {"finish_reason": "stop"}\n\n'
+        finally:
+            active_streams -= 1
 
     return Response(gen(), mimetype="text/event-stream")

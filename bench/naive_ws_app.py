@@ -8,9 +8,14 @@ Protocol (JSON text frames)::
     server -> {"type": "end", "finish_reason": "stop", "tokens": N}
 
 One send per token, ``time.sleep`` between tokens (gevent-patched under the
-gevent worker). It also honours ``{"type": "cancel"}`` by polling the socket
-between tokens, only so that ``loadgen cancel`` has something to measure; the
-reply is then ``{"type": "end", "finish_reason": "cancelled", ...}``.
+gevent worker), no cancel handling: that is the naive baseline.
+
+Test hook: a prompt with ``"cancellable": true`` makes it poll the socket for
+``{"type": "cancel"}`` between tokens and then end with
+``{"type": "end", "finish_reason": "cancelled", ...}``, only so that
+``loadgen cancel`` has something to measure. It is opt-in because a
+``receive(timeout=0)`` per token costs ~4x in tokens/s and would make the
+baseline look worse than a plain tutorial app.
 
     gunicorn -k gevent -w 1 --worker-connections 20000 -b 127.0.0.1:PORT \
         bench.naive_ws_app:app
@@ -31,16 +36,18 @@ def ws_chat(ws) -> None:
     msg = json.loads(ws.receive())
     n = int(msg.get("tokens", 100))
     delay = float(msg.get("delay_ms", 20)) / 1000.0
+    cancellable = bool(msg.get("cancellable"))
     ws.send(json.dumps({"type": "start", "model": "demo", "tokens": n}))
     sent = 0
     reason = "stop"
     for i in range(n):
         if delay:
             time.sleep(delay)
-        pending = ws.receive(timeout=0)  # non-blocking: None when nothing arrived
-        if pending is not None and json.loads(pending).get("type") == "cancel":
-            reason = "cancelled"
-            break
+        if cancellable:
+            pending = ws.receive(timeout=0)  # non-blocking: None when nothing arrived
+            if pending is not None and json.loads(pending).get("type") == "cancel":
+                reason = "cancelled"
+                break
         ws.send(json.dumps({"type": "token", "index": i, "text": f" tok{i}"}))
         sent += 1
     ws.send(json.dumps({"type": "end", "finish_reason": reason, "tokens": sent}))

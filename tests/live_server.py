@@ -31,7 +31,8 @@ class LiveServer:
     """One gunicorn master and its workers, serving `app` (a WSGI `module:name`)."""
 
     def __init__(self, app: str = "wsgi:app", env: dict[str, str] | None = None,
-                 args: tuple[str, ...] = (), config: str = "gunicorn.conf.py") -> None:
+                 args: tuple[str, ...] = (), config: str | None = "gunicorn.conf.py",
+                 ready_path: str = "/healthz") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         descriptor, name = tempfile.mkstemp(prefix="gunicorn-", suffix=".log")
@@ -40,7 +41,9 @@ class LiveServer:
                     "GRACEFUL_TIMEOUT": "2",
                     **(env or {})}
         full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        command = [sys.executable, "-m", "gunicorn", "-c", config, *args, app]
+        self.ready_path = ready_path
+        config_args = ["-c", config] if config else ["-b", f"127.0.0.1:{self.port}"]
+        command = [sys.executable, "-m", "gunicorn", *config_args, *args, app]
         self.process = subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=descriptor,
                                         stderr=subprocess.STDOUT, start_new_session=True)
         os.close(descriptor)
@@ -54,7 +57,7 @@ class LiveServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
             try:
-                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                if requests.get(self.url + self.ready_path, timeout=1).status_code < 500:
                     return self
             except requests.RequestException:
                 pass
