@@ -10,10 +10,11 @@ from flask import Flask
 from werkzeug.exceptions import HTTPException
 
 import config
-from blueprints import chat, ops
+from blueprints import chat, mock_openai, ops, proxy
 from blueprints.common import ApiError
 from streaming.metrics import Metrics
 from streaming.params import InvalidParameter
+from streaming.upstream import Upstream
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +26,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.from_mapping(test_config)
     app.extensions["metrics"] = Metrics()
+    Upstream().init_app(app)
     _register_errors(app)
-    for blueprint in (chat.bp, ops.bp):
+    for blueprint in (chat.bp, ops.bp, mock_openai.bp, proxy.bp):
         app.register_blueprint(blueprint)
     return app
 

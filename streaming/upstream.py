@@ -1,0 +1,213 @@
+"""The upstream API the proxy forwards to: one pooled HTTP session per worker, keys, requests.
+
+`Upstream` is an extension in Flask's `init_app` style; its `requests.Session` is created on
+first use in each process, so after gunicorn forked the worker and gevent patched it, and never
+shared between processes. Sharing it between a worker's greenlets is safe: urllib3's pool is a
+queue under gevent-patched locks, and the session keeps no per-user state (its cookie jar
+refuses every cookie, environment proxies and .netrc credentials are ignored).
+
+Choices made where the issue is silent:
+
+1. Without `UPSTREAM_BASE_URL`, the upstream is this very server's mock (`/mock/v1`), at the
+   address the client's connection reached, so `make run` needs no key and no network.
+2. With `UPSTREAM_API_KEY` set but no `PROXY_API_KEYS`, every client is refused (fail closed).
+3. Client keys are read from `Authorization: Bearer`; in key mode `Authorization`, `api-key`
+   and `x-api-key` are all withheld from the upstream.
+4. A read timeout while waiting for the upstream's headers is a 504, like a connect timeout.
+5. A request that meets a pooled connection the upstream closed at that very moment is sent
+   again once, on a new connection (`_RetryClosedIdle`); nothing else is ever retried.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import time
+from collections.abc import Iterable, Mapping
+from http.cookiejar import DefaultCookiePolicy
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import gevent
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ProtocolError
+from urllib3.util.retry import Retry
+
+from .cancellation import Cancellation
+from .openai_wire import OpenAIError
+from .relay import end_to_end
+
+log = logging.getLogger(__name__)
+
+REQUEST_DROP = frozenset({"host", "content-length", "accept-encoding", "expect"})
+"""Client headers not forwarded besides hop-by-hop ones: requests sets Host and Content-Length
+for the upstream, and we ask for `Accept-Encoding: identity` so the bytes need no decoding."""
+
+CLIENT_KEYS = frozenset({"authorization", "api-key", "x-api-key"})
+
+
+class _RetryClosedIdle(Retry):
+    """One retry for a request that met a pooled connection the upstream had just closed.
+
+    An upstream closes idle keep-alive connections (gunicorn after 5 s); a request sent at that
+    moment meets a reset or a close with no answer at all, which urllib3's check for dropped
+    connections cannot see coming. Only that (no byte of an answer) is retried, once and on a
+    new connection, whatever the method; everything else, timeouts included, fails at once as
+    with requests' default `Retry(0, read=False)`. A 429 or 503 with Retry-After is the client's
+    to act on, so it is relayed, never waited out here.
+    """
+
+    def increment(self, method: str | None = None, url: str | None = None,
+                  *args: Any, error: Exception | None = None, **kwargs: Any) -> Retry:
+        if (isinstance(error, ProtocolError) and len(error.args) > 1
+                and isinstance(error.args[1], (ConnectionResetError, BrokenPipeError))):
+            return super().increment(method, url, *args, error=error, **kwargs)
+        return Retry(0, read=False).increment(method, url, *args, error=error, **kwargs)
+
+
+def _digest(key: str) -> bytes:
+    # Comparing digests keeps the comparison's time independent of the keys' lengths too.
+    return hashlib.sha256(key.encode()).digest()
+
+
+def self_base_url(environ: Mapping[str, Any]) -> str:
+    """This server's own mock, at the address the client's connection reached."""
+    sock = environ.get("gunicorn.socket")
+    if sock is not None:
+        host, port = sock.getsockname()[:2]
+    else:
+        host, port = environ["SERVER_NAME"], environ["SERVER_PORT"]
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}/mock/v1"
+
+
+def upstream_target(environ: Mapping[str, Any], prefix: str) -> str:
+    """The request's path after `prefix` and its query string, as the client wrote them."""
+    raw = environ.get("RAW_URI") or ""
+    if raw.startswith(prefix + "/"):
+        return raw[len(prefix):]
+    path = quote(environ.get("PATH_INFO", "").encode("latin-1"))[len(prefix):]
+    query = environ.get("QUERY_STRING")
+    return f"{path}?{query}" if query else path
+
+
+def _prepare(method: str, url: str, headers: Mapping[str, str],
+             body: bytes) -> requests.PreparedRequest:
+    prepared = requests.PreparedRequest()
+    prepared.prepare_method(method)
+    prepared.url = url  # not prepare_url(): it would re-quote the client's path and query
+    prepared.prepare_headers(headers)
+    prepared.prepare_body(body or None, None)
+    return prepared
+
+
+class Upstream:
+    """The upstream API: its address, keys, timeouts and this worker's pooled session."""
+
+    def __init__(self) -> None:
+        self._session: requests.Session | None = None
+        self._pid = 0
+
+    def init_app(self, app: Any) -> None:
+        """Read the UPSTREAM_* and PROXY_API_KEYS settings; register as `upstream`."""
+        config = app.config
+        self.base_url = config["UPSTREAM_BASE_URL"].rstrip("/")
+        if self.base_url and urlsplit(self.base_url).scheme not in ("http", "https"):
+            raise ValueError("UPSTREAM_BASE_URL must be an http:// or https:// URL, "
+                             f"got {config['UPSTREAM_BASE_URL']!r}")
+        self.api_key = config["UPSTREAM_API_KEY"]
+        self._client_keys = [_digest(key) for key in config["PROXY_API_KEYS"]]
+        self.timeout = (config["UPSTREAM_CONNECT_TIMEOUT"], config["UPSTREAM_READ_TIMEOUT"])
+        self.pool_size = config["UPSTREAM_POOL_SIZE"]
+        self._metrics = app.extensions["metrics"]
+        app.extensions["upstream"] = self
+
+    @property
+    def session(self) -> requests.Session:
+        """This process's session, created on first use (so never before the fork)."""
+        if self._pid != os.getpid():
+            session = requests.Session()
+            session.trust_env = False
+            session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=()))
+            adapter = HTTPAdapter(pool_maxsize=self.pool_size, max_retries=_RetryClosedIdle(
+                total=1, connect=0, read=1, redirect=0, status=0, other=0,
+                allowed_methods=None, respect_retry_after_header=False))
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            self._session, self._pid = session, os.getpid()
+        assert self._session is not None
+        return self._session
+
+    def authorized(self, authorization: str | None) -> bool:
+        """Whether a client may use the proxy: always without an upstream key, else only with
+        one of PROXY_API_KEYS as a Bearer token, compared in constant time."""
+        if not self.api_key:
+            return True
+        scheme, _, token = (authorization or "").partition(" ")
+        presented = _digest(token.strip() if scheme.lower() == "bearer" else "")
+        matched = False
+        for key in self._client_keys:  # every key, so the time does not tell which matched
+            matched |= hmac.compare_digest(presented, key)
+        return matched
+
+    def request_headers(self, incoming: Iterable[tuple[str, str]]) -> dict[str, str]:
+        """The client's end-to-end headers, with identity encoding and the right key."""
+        drop = REQUEST_DROP | CLIENT_KEYS if self.api_key else REQUEST_DROP
+        headers = dict(end_to_end(incoming, drop))
+        headers["Accept-Encoding"] = "identity"
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        return headers
+
+    def send(self, method: str, url: str, headers: Mapping[str, str], body: bytes,
+             cancellation: Cancellation) -> requests.Response | None:
+        """Send, and return the response once its headers arrived; None if cancelled first.
+
+        The request runs in a greenlet of its own so that a cancellation (the client left) can
+        kill it wherever it blocks: connecting, sending or waiting. urllib3 then closes the
+        connection, and the upstream sees the request cut. Failures raise OpenAIError.
+        """
+        prepared = _prepare(method, url, headers, body)
+        began = time.monotonic()
+        call = gevent.spawn(self._send, prepared)
+        cancellation.on_cancel(lambda: call.kill(block=False))
+        try:
+            outcome = call.get()
+        finally:  # a no-op once the call is done; if this greenlet is killed, the call goes too
+            call.kill(block=False)
+        prepared.body = None  # the response refers to its request: not the body for a stream's life
+        if cancellation.cancelled:
+            if isinstance(outcome, requests.Response):
+                outcome.close()
+            self._metrics.upstream_requests.labels("cancelled").inc()
+            return None
+        if isinstance(outcome, requests.Response):
+            self._metrics.upstream_first_byte.observe(time.monotonic() - began)
+            self._metrics.upstream_requests.labels(str(outcome.status_code)).inc()
+            return outcome
+        raise self._failure(outcome)
+
+    def _send(self, prepared: requests.PreparedRequest) -> requests.Response | Exception:
+        # Failures are returned, not raised: gevent would print each one's traceback.
+        try:
+            return self.session.send(prepared, stream=True, timeout=self.timeout,
+                                     allow_redirects=False)
+        except Exception as exc:
+            return exc
+
+    def _failure(self, exc: Exception) -> OpenAIError:
+        # The client learns what kind of failure it was, never the detail: that goes to the log.
+        if isinstance(exc, requests.RequestException):
+            log.warning("upstream request failed: %r", exc)
+        else:
+            log.error("upstream request failed", exc_info=exc)
+        if isinstance(exc, requests.Timeout):
+            self._metrics.upstream_requests.labels("timeout").inc()
+            return OpenAIError(504, "the upstream API did not answer in time", "upstream_error",
+                               code="upstream_timeout")
+        self._metrics.upstream_requests.labels("unreachable").inc()
+        return OpenAIError(502, "the upstream API could not be reached", "upstream_error",
+                           code="upstream_unreachable")
