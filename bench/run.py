@@ -13,9 +13,9 @@ import platform
 import time
 from pathlib import Path
 
-from bench import sse
+from bench import proxy, sse
 
-SUITES = {"sse": sse}
+SUITES = {"sse": sse, "proxy": proxy}
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
