@@ -68,6 +68,15 @@ def repeated_throughput(url: str, runs: int, *extra: str) -> dict:
             "client_cpu_share": max(r["client_cpu_share"] for r in results)}
 
 
+def markdown_table(results: dict, rows: list) -> str:
+    """One column per measured server, one row per (label, cell(figures) -> str)."""
+    names = list(results)
+    lines = ["| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for label, cell in rows:
+        lines.append(f"| {label} | " + " | ".join(cell(results[n]) for n in names) + " |")
+    return "\n".join(lines)
+
+
 def start(**kwargs) -> LiveServer:
     return LiveServer(**kwargs).wait_ready()
 

@@ -10,7 +10,15 @@ from contextlib import ExitStack
 
 import requests
 
-from bench.harness import ROOT, loadgen, repeated_throughput, rss_kb, start, worker_pid
+from bench.harness import (
+    ROOT,
+    loadgen,
+    markdown_table,
+    repeated_throughput,
+    rss_kb,
+    start,
+    worker_pid,
+)
 from tests.live_server import free_port
 
 FAST_CHUNKS = 100_000
@@ -119,7 +127,4 @@ def table(results: dict) -> str:
          lambda f: (f"{f['rss_growth_kb']} KB ({f['relayed_mb']:.0f} MB)"
                     if "rss_growth_kb" in f else "-")),
     ]
-    lines = ["| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    for label, cell in rows:
-        lines.append(f"| {label} | " + " | ".join(cell(results[n]) for n in names) + " |")
-    return "\n".join(lines)
+    return markdown_table(results, rows)

@@ -13,9 +13,9 @@ import platform
 import time
 from pathlib import Path
 
-from bench import proxy, sse
+from bench import proxy, sse, ws
 
-SUITES = {"sse": sse, "proxy": proxy}
+SUITES = {"sse": sse, "ws": ws, "proxy": proxy}
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from bench.harness import (
     idle_rss_per_stream,
     loadgen,
+    markdown_table,
     naive_gevent,
     naive_gthread,
     ours,
@@ -62,7 +63,6 @@ def run(quick: bool) -> dict:
 
 
 def table(results: dict) -> str:
-    names = list(results)
     rows = [
         ("RSS per idle stream (KB; ours at 10,000 open, naive at 5,000)",
          lambda f: f"{f['idle']['kb_per_stream']:.1f} ({f['idle']['opened']} open)"),
@@ -76,10 +76,7 @@ def table(results: dict) -> str:
         ("client disconnect noticed, idle: p50 / p99",
          lambda f: _ms(f["disconnect"]["idle"])),
     ]
-    lines = ["| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    for label, cell in rows:
-        lines.append(f"| {label} | " + " | ".join(cell(results[n]) for n in names) + " |")
-    return "\n".join(lines)
+    return markdown_table(results, rows)
 
 
 def _ms(distribution: dict) -> str:
