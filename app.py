@@ -10,7 +10,7 @@ from flask import Flask
 from werkzeug.exceptions import HTTPException
 
 import config
-from blueprints import chat, mock_openai, ops, proxy
+from blueprints import chat, mock_openai, ops, pages, proxy, ws
 from blueprints.common import ApiError
 from streaming.metrics import Metrics
 from streaming.params import InvalidParameter
@@ -28,7 +28,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["metrics"] = Metrics()
     Upstream().init_app(app)
     _register_errors(app)
-    for blueprint in (chat.bp, ops.bp, mock_openai.bp, proxy.bp):
+    for blueprint in (chat.bp, ops.bp, pages.bp, mock_openai.bp, proxy.bp, ws.bp):
         app.register_blueprint(blueprint)
     return app
 

@@ -1,0 +1,67 @@
+"""WebSocket endpoints: `/ws/chat` (interruptible generation) and `/ws/tts` (binary PCM audio).
+
+flask-sock accepts the handshake before a route's code runs, so what must happen before the
+upgrade is in `before_request`: the Origin check (403 instead of 101) and declining
+permessage-deflate. Browsers offer it and simple-websocket would accept; then each connection
+would keep zlib state (about 40 KB to inflate what the client sends, 300 KB more to deflate),
+above the whole per-connection budget, for messages of a few dozen bytes.
+
+The blueprint sets flask-sock's SOCK_SERVER_OPTIONS for the whole app when it is registered, so
+every flask-sock route of the app must serve its connection through `ws_session.Session`, which
+runs the inline reader those options ask for (it refuses a server built otherwise).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, request
+from flask.blueprints import BlueprintSetupState
+from flask_sock import Sock
+
+from streaming.origin import origin_allowed
+from streaming.params import parse_generation
+from streaming.tts import Speech, parse_speech
+from streaming.websocket import server_options
+from streaming.ws_chat import ChatGeneration
+from streaming.ws_session import Session, Starts
+
+from .common import ApiError
+
+bp = Blueprint("ws", __name__)
+sock = Sock()
+
+CHAT: Starts = {"prompt": lambda body: ChatGeneration(parse_generation(body))}
+TTS: Starts = {"speak": lambda body: Speech(parse_speech(body))}
+
+
+@bp.record_once
+def _configure(state: BlueprintSetupState) -> None:
+    state.app.config["SOCK_SERVER_OPTIONS"] = server_options(state.app.config["WS_PING_SECONDS"])
+
+
+@bp.before_request
+def _before_upgrade() -> None:
+    origin = request.headers.get("Origin")
+    if not origin_allowed(origin, request.host, current_app.config["ALLOWED_ORIGINS"]):
+        raise ApiError(403, "forbidden", f"WebSocket connections from {origin!r} are not allowed")
+    # Without the offer the handshake negotiates no extension (see the module docstring).
+    request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+
+
+def _serve(ws: Any, starts: Starts) -> None:
+    # A peer that takes none of a write for two ping intervals is as gone as one that does not
+    # answer pings (simple-websocket drops those after one to two intervals).
+    write_timeout = 2 * current_app.config["WS_PING_SECONDS"]
+    Session(ws, starts, metrics=current_app.extensions["metrics"],
+            write_timeout=write_timeout).serve()
+
+
+@sock.route("/ws/chat", bp=bp)
+def ws_chat(ws: Any) -> None:
+    _serve(ws, CHAT)
+
+
+@sock.route("/ws/tts", bp=bp)
+def ws_tts(ws: Any) -> None:
+    _serve(ws, TTS)

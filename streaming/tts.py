@@ -1,0 +1,112 @@
+"""A mock text-to-speech: a deterministic tone per character, as 16-bit PCM in ~20 ms frames.
+
+Each character lasts `CHAR_MS` (60 ms): a sine whose pitch follows the code point (two octaves
+up from 220 Hz, in semitones), faded in and out over 5 ms so characters do not click; whitespace
+is silence. Audio is 16 kHz mono signed 16-bit little-endian PCM, so a text of n characters is
+`n * BYTES_PER_CHAR` bytes (n * 0.06 s * 16000 samples/s * 2 bytes). It is generated as it is
+sent, character by character: only the tones of recently used characters are kept, never a
+whole clip.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from array import array
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from .formats import compact_json
+from .params import InvalidParameter
+from .websocket import BINARY, encode_frames, text_frames
+
+SAMPLE_RATE = 16_000
+SAMPLE_BYTES = 2
+CHAR_MS = 60
+FRAME_MS = 20
+CHAR_SAMPLES = SAMPLE_RATE * CHAR_MS // 1000
+BYTES_PER_CHAR = CHAR_SAMPLES * SAMPLE_BYTES
+FRAME_BYTES = SAMPLE_RATE * FRAME_MS // 1000 * SAMPLE_BYTES
+TEXT_MAX_CHARS = 4000
+
+_AMPLITUDE = 0.3 * 32767
+_FADE_SAMPLES = SAMPLE_RATE * 5 // 1000
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechParams:
+    text: str
+    realtime: bool = True
+
+
+def parse_speech(values: Mapping[str, Any]) -> SpeechParams:
+    """`text` (1..4000 characters) and `realtime` (a boolean, default true)."""
+    text = values.get("text")
+    if text is None:
+        raise InvalidParameter("text", "text is required")
+    if not isinstance(text, str):
+        raise InvalidParameter("text", "text must be a string")
+    if not 1 <= len(text) <= TEXT_MAX_CHARS:
+        raise InvalidParameter("text", f"text must be 1 to {TEXT_MAX_CHARS} characters long")
+    realtime = values.get("realtime", True)
+    if not isinstance(realtime, bool):
+        raise InvalidParameter("realtime", "realtime must be true or false")
+    return SpeechParams(text, realtime)
+
+
+def duration(text: str) -> float:
+    """Seconds of audio for `text`."""
+    return len(text) * CHAR_MS / 1000
+
+
+@lru_cache(maxsize=256)
+def tone(char: str) -> bytes:
+    """The PCM of one character: CHAR_SAMPLES samples, little-endian."""
+    samples = array("h", bytes(BYTES_PER_CHAR))
+    if not char.isspace():
+        step = 2 * math.pi * 220.0 * 2 ** ((ord(char) % 24) / 12) / SAMPLE_RATE
+        last = CHAR_SAMPLES - 1
+        for i in range(CHAR_SAMPLES):
+            envelope = min(1.0, i / _FADE_SAMPLES, (last - i) / _FADE_SAMPLES)
+            samples[i] = round(_AMPLITUDE * envelope * math.sin(step * i))
+    if sys.byteorder == "big":
+        samples.byteswap()
+    return samples.tobytes()
+
+
+def pcm_frames(text: str) -> Iterator[bytes]:
+    """The audio of `text` in FRAME_BYTES frames; a character is exactly three of them."""
+    for char in text:
+        pcm = tone(char)
+        for start in range(0, BYTES_PER_CHAR, FRAME_BYTES):
+            yield pcm[start:start + FRAME_BYTES]
+
+
+class Speech:
+    """`params.text` spoken as a session's `Generation`: binary frames, then a text `end`.
+
+    Real time sends frame i when the audio reaches it (i * 20 ms after the start); otherwise
+    frames go out as fast as the socket takes them.
+    """
+
+    __slots__ = ("params", "sent")
+
+    def __init__(self, params: SpeechParams) -> None:
+        self.params = params
+        self.sent = 0  # bytes of audio handed to the socket
+
+    def items(self) -> Iterator[tuple[float, bytes]]:
+        step = FRAME_MS / 1000 if self.params.realtime else 0.0
+        return ((index * step, frame) for index, frame in enumerate(pcm_frames(self.params.text)))
+
+    def frames(self, batch: list) -> bytes:
+        self.sent += sum(map(len, batch))
+        return encode_frames(batch, BINARY)
+
+    def finish(self) -> bytes:
+        complete = self.sent == len(self.params.text) * BYTES_PER_CHAR
+        end = {"type": "end", "finish_reason": "stop" if complete else "cancelled",
+               "bytes": self.sent, "sample_rate": SAMPLE_RATE}
+        return text_frames([compact_json(end)])

@@ -1,0 +1,194 @@
+"""One WebSocket connection's conversation: JSON messages in, at most one generation out at a time.
+
+`Session.serve` is the whole life of a connection, in four parts:
+
+1. serve: every write goes through one `LockedSocket`; simple-websocket's reader loop runs in
+   this (the connection's) greenlet and hands each message over as soon as it is assembled
+   (`websocket.InlineReader`), so a cancel is seen while a generation streams;
+2. dispatch: a JSON object whose `type` is the route's start type (`prompt`, `speak`) or
+   `cancel`; anything else is answered with `{"type": "error", "message": ...}` and the
+   connection stays usable;
+3. generation: runs in its own greenlet, paced by `PacedSource`, one write per batch. A cancel
+   wakes it at once; it then writes the generation's closing message, and since only this
+   greenlet writes frames, nothing of the generation can follow that message;
+4. close: when the reader loop ends (the client left or closed, a message over the size limit,
+   no pong, a write that timed out) the generation is cancelled and killed, metrics settled.
+
+Decisions: a start message while a generation runs is refused with an error (the running one
+goes on); after a cancel the next start waits for the cancelled generation's closing message,
+so `cancel` and a new prompt may be sent back to back. A cancel with nothing running is ignored:
+the generation may have ended while the cancel was on its way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import suppress
+from typing import Any, Protocol
+
+import gevent
+from simple_websocket import ConnectionClosed
+
+from .cancellation import Cancellation
+from .formats import compact_json
+from .params import InvalidParameter
+from .pipeline import DISCONNECT, StreamMetrics
+from .sources import PacedSource
+from .websocket import InlineReader, LockedSocket, MessageSignal, text_frames
+
+log = logging.getLogger(__name__)
+
+CANCELLED = "cancelled"
+
+
+class Generation(Protocol):
+    """What a session runs: timed items, how a batch of them is written, how it ends."""
+
+    def items(self) -> Iterable[tuple[float, Any]]: ...
+    def frames(self, batch: list) -> bytes: ...
+    def finish(self) -> bytes:
+        """The closing frames once the items stopped (all sent, or cancelled); may be empty."""
+        ...
+
+
+Starts = Mapping[str, Callable[[dict], Generation]]
+"""A route's start message types, each with what builds its generation from the message
+(raising InvalidParameter for bad fields)."""
+
+
+class BadMessage(ValueError):
+    """A message the session cannot act on; `str(exc)` is what the client is told."""
+
+
+def error_frame(message: str, param: str | None = None) -> bytes:
+    """`{"type":"error","message":...[,"param":...]}` as a text frame."""
+    body = {"type": "error", "message": message}
+    if param is not None:
+        body["param"] = param
+    return text_frames([compact_json(body)])
+
+
+def parse_message(data: str | bytes, types: Iterable[str]) -> tuple[str, dict]:
+    """The message's type and body; BadMessage unless a JSON object with a known `type`."""
+    if not isinstance(data, str):
+        raise BadMessage("messages must be JSON text frames, not binary")
+    try:
+        body = json.loads(data)
+    except ValueError:
+        raise BadMessage("the message is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadMessage("the message must be a JSON object")
+    kind = body.get("type")
+    if kind not in types:
+        expected = ", ".join(sorted(types))
+        raise BadMessage(f"unknown message type {kind!r}; expected one of: {expected}")
+    return kind, body
+
+
+class Session:
+    """Serves one connection (a simple-websocket Server built with `server_options()`).
+
+    Runs in the connection's greenlet; it spawns one greenlet per generation, never one per
+    idle connection. Not shared between connections.
+    """
+
+    __slots__ = ("_metrics", "_running", "_starts", "_transport", "_ws", "socket")
+
+    def __init__(self, ws: Any, starts: Starts, *, metrics: StreamMetrics,
+                 write_timeout: float | None, transport: str = "ws") -> None:
+        if not isinstance(ws.thread, InlineReader) or not isinstance(ws.event, MessageSignal):
+            # A reader greenlet of its own would race the one `serve` runs.
+            raise RuntimeError("build the WebSocket server with websocket.server_options()")
+        self._ws = ws
+        self._starts = starts
+        self._metrics = metrics
+        self._transport = transport
+        # The generation's greenlet and its cancellation, only while one runs: an idle
+        # connection keeps as little as it can.
+        self._running: tuple[gevent.Greenlet, Cancellation] | None = None
+        # Nothing has read or written since the handshake (the reader is not running yet),
+        # so from here on every write, simple-websocket's included, goes through the lock.
+        self.socket = ws.sock = LockedSocket(ws.sock, write_timeout)
+
+    def serve(self) -> None:
+        """Handle messages until the connection ends, then stop the generation if one runs."""
+        self._ws.event.on_set = self._drain
+        try:
+            self._ws.thread.run()
+        finally:
+            self._ws.event.on_set = None
+            self._stop(DISCONNECT)
+
+    def _drain(self) -> None:
+        # Called by the reader loop whenever it queued a message or the connection ended.
+        while True:
+            try:
+                data = self._ws.receive(timeout=0)
+            except ConnectionClosed:
+                return
+            if data is None:
+                return
+            self._handle(data)
+
+    def _handle(self, data: str | bytes) -> None:
+        try:
+            kind, body = parse_message(data, ("cancel", *self._starts))
+            if kind == "cancel":
+                if self._running is not None:
+                    self._running[1].cancel(CANCELLED)
+            else:
+                self._start(self._starts[kind](body))
+        except BadMessage as exc:
+            self.socket.send(error_frame(str(exc)))
+        except InvalidParameter as exc:
+            self.socket.send(error_frame(exc.message, exc.param))
+
+    def _start(self, generation: Generation) -> None:
+        if self._running is not None:
+            job, cancellation = self._running
+            if not cancellation.cancelled:
+                raise BadMessage("a generation is already running; send {\"type\":\"cancel\"} "
+                                 "first")
+            job.join()  # woken by the cancel, it is writing its closing message
+        cancellation = Cancellation()
+        self._running = (gevent.spawn(self._run, generation, cancellation), cancellation)
+
+    def _run(self, generation: Generation, cancellation: Cancellation) -> None:
+        began = time.monotonic()
+        self._metrics.started(self._transport)
+        try:
+            for batch in PacedSource(generation.items()).batches(None, cancellation):
+                # PacedSource only looks at the cancellation when it waits; items that are
+                # already due (delay_ms=0) would keep coming.
+                if cancellation.cancelled:
+                    break
+                self.socket.send(generation.frames(batch))
+                self._metrics.sent(self._transport, len(batch))
+            if cancellation.reason != DISCONNECT:
+                closing = generation.finish()
+                if closing:
+                    self.socket.send(closing)
+        except OSError:  # the peer is gone (reset, closed, or stopped reading)
+            cancellation.cancel(DISCONNECT)
+        except Exception:
+            log.exception("websocket generation failed")
+            self._report_failure()
+        finally:
+            self._metrics.ended(self._transport, time.monotonic() - began,
+                                cancellation.reason == DISCONNECT)
+            if self._running is not None and self._running[1] is cancellation:
+                self._running = None
+
+    def _report_failure(self) -> None:
+        with suppress(OSError):
+            self.socket.send(error_frame("the generation failed"))
+
+    def _stop(self, reason: str) -> None:
+        if self._running is not None:
+            job, cancellation = self._running
+            cancellation.cancel(reason)
+            # The socket is closed by now: the generation cannot be mid-frame to anyone.
+            job.kill()

@@ -1,0 +1,50 @@
+"""Tests for streaming.ws_chat: the faster encoder is compact_json, and what a generation writes."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streaming import demo_model
+from streaming.events import End, Start, Token
+from streaming.formats import compact_json, json_message
+from streaming.params import GenerationParams
+from streaming.websocket import text_frames
+from streaming.ws_chat import ChatGeneration, encode_message
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(JSON)
+def test_encode_message_is_compact_json(value):
+    assert encode_message(value) == compact_json(value)
+
+
+def test_encode_message_keeps_unicode_and_escapes_controls():
+    value = {"text": ' 流式 🚀 "q" \\ \n\x00\u2028'}
+    assert encode_message(value) == compact_json(value)
+    assert "流式" in encode_message(value)
+
+
+def test_frames_are_the_json_messages_of_the_events():
+    generation = ChatGeneration(GenerationParams("frames", 2, 0))
+    batch = [item for _, item in generation.items()]
+    assert batch == [Start("demo", 2), *(Token(i, t) for i, t in
+                     enumerate(demo_model.generate("frames", 2))), End("stop", 2)]
+    assert generation.frames(batch) == text_frames(json_message(item) for item in batch)
+
+
+def test_a_generation_counts_what_it_wrote_for_its_cancelled_end():
+    generation = ChatGeneration(GenerationParams("count", 3, 0))
+    items = [item for _, item in generation.items()]
+    generation.frames(items[:2])  # start and one token
+    assert generation.tokens == 1 and not generation.done
+    assert generation.finish() == text_frames(
+        ['{"type":"end","finish_reason":"cancelled","tokens":1}'])
+    generation.frames(items[2:])
+    assert generation.tokens == 3 and generation.done
+    assert generation.finish() == b""  # the stop end went out: a late cancel adds nothing
