@@ -80,8 +80,14 @@ class LiveServer:
                     established.add(fields[9])  # the socket's inode
         counts = {}
         for pid in self.worker_pids():
-            inodes = {os.readlink(fd)[8:-1] for fd in Path(f"/proc/{pid}/fd").iterdir()
-                      if os.readlink(fd).startswith("socket:[")}
+            inodes = set()
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                try:
+                    target = os.readlink(fd)
+                except FileNotFoundError:  # closed since the directory was listed
+                    continue
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
             counts[pid] = len(inodes & established)
         return counts
 

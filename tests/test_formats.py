@@ -1,7 +1,10 @@
 import json
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from streaming.events import End, Failure, Start, Token
-from streaming.formats import NDJSONFormat, SSEFormat, TextFormat
+from streaming.formats import NDJSONFormat, SSEFormat, TextFormat, compact_json
 from streaming.sse import parse
 
 EVENTS = [Start("demo", 2), Token(0, " 流式"), Token(1, "\n"), End("stop", 2)]
@@ -46,3 +49,21 @@ def test_text_is_only_the_tokens_and_cannot_report_a_failure():
     assert fmt.chunk(EVENTS) == " 流式\n".encode()
     assert fmt.heartbeat is None
     assert fmt.failure(Failure("stream_error", "gone")) is None
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(JSON)
+def test_compact_json_is_json_dumps_without_spaces(value):
+    assert compact_json(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def test_compact_json_keeps_unicode_and_escapes_controls():
+    value = {"text": ' 流式 🚀 "q" \\ \n\x00\u2028'}
+    assert json.loads(compact_json(value)) == value
+    assert "流式" in compact_json(value)
