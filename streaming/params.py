@@ -47,20 +47,25 @@ def _integer(values: Mapping[str, Any], name: str, default: int, low: int, high:
     return raw
 
 
+def required_text(values: Mapping[str, Any], name: str, max_chars: int) -> str:
+    """The string `values[name]`, 1 to `max_chars` characters long."""
+    text = values.get(name)
+    if text is None:
+        raise InvalidParameter(name, f"{name} is required")
+    if not isinstance(text, str):
+        raise InvalidParameter(name, f"{name} must be a string")
+    if not 1 <= len(text) <= max_chars:
+        raise InvalidParameter(name, f"{name} must be 1 to {max_chars} characters long")
+    return text
+
+
 def parse_generation(values: Mapping[str, Any], *, from_text: bool = False) -> GenerationParams:
     """`prompt` (1..4000 characters), `tokens` (1..10000), `delay_ms` (0..10000).
 
     `from_text` accepts integers spelled as strings, as a query string carries them; JSON
     must carry real numbers.
     """
-    prompt = values.get("prompt")
-    if prompt is None:
-        raise InvalidParameter("prompt", "prompt is required")
-    if not isinstance(prompt, str):
-        raise InvalidParameter("prompt", "prompt must be a string")
-    if not 1 <= len(prompt) <= PROMPT_MAX_CHARS:
-        raise InvalidParameter("prompt",
-                               f"prompt must be 1 to {PROMPT_MAX_CHARS} characters long")
+    prompt = required_text(values, "prompt", PROMPT_MAX_CHARS)
     tokens = _integer(values, "tokens", TOKENS_DEFAULT, 1, TOKENS_MAX, from_text)
     delay_ms = _integer(values, "delay_ms", DELAY_MS_DEFAULT, 0, DELAY_MS_MAX, from_text)
     return GenerationParams(prompt, tokens, delay_ms)

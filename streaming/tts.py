@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from .formats import compact_json
-from .params import InvalidParameter
+from .params import InvalidParameter, required_text
 from .websocket import BINARY, encode_frames, text_frames
 
 SAMPLE_RATE = 16_000
@@ -43,13 +43,7 @@ class SpeechParams:
 
 def parse_speech(values: Mapping[str, Any]) -> SpeechParams:
     """`text` (1..4000 characters) and `realtime` (a boolean, default true)."""
-    text = values.get("text")
-    if text is None:
-        raise InvalidParameter("text", "text is required")
-    if not isinstance(text, str):
-        raise InvalidParameter("text", "text must be a string")
-    if not 1 <= len(text) <= TEXT_MAX_CHARS:
-        raise InvalidParameter("text", f"text must be 1 to {TEXT_MAX_CHARS} characters long")
+    text = required_text(values, "text", TEXT_MAX_CHARS)
     realtime = values.get("realtime", True)
     if not isinstance(realtime, bool):
         raise InvalidParameter("realtime", "realtime must be true or false")
