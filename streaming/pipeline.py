@@ -70,6 +70,37 @@ class StreamMetrics(Protocol):
     def ended(self, transport: str, seconds: float, disconnected: bool) -> None: ...
 
 
+class EventTally:
+    """Counts a stream's sent events, reporting them to the metrics at most once a second.
+
+    prometheus_client's multiprocess counters take a lock and write an mmap on every `inc`: per
+    write, that was a tenth of the worker's time with 500 paced streams. A scrape every few
+    seconds never sees the difference.
+    """
+
+    __slots__ = ("_metrics", "_reported_at", "_transport", "_unreported")
+
+    INTERVAL = 1.0
+
+    def __init__(self, metrics: StreamMetrics, transport: str) -> None:
+        self._metrics = metrics
+        self._transport = transport
+        self._unreported = 0
+        self._reported_at = time.monotonic()
+
+    def add(self, events: int) -> None:
+        self._unreported += events
+        now = time.monotonic()
+        if now - self._reported_at >= self.INTERVAL:
+            self.flush()
+            self._reported_at = now
+
+    def flush(self) -> None:
+        if self._unreported:
+            self._metrics.sent(self._transport, self._unreported)
+            self._unreported = 0
+
+
 class EventStream:
     """Streams `source` to the client in `fmt`, until the end, a failure or a disconnect.
 
@@ -112,6 +143,7 @@ class EventStream:
     def _stream(self) -> Iterator[bytes]:
         began = time.monotonic()
         self._metrics.started(self.transport)
+        tally = EventTally(self._metrics, self.transport)
         watcher = None
         if self._socket is not None:
             watcher = DisconnectWatcher(self._socket,
@@ -127,7 +159,7 @@ class EventStream:
                     yield self.fmt.heartbeat
                     continue
                 chunk = self.fmt.chunk(batch)
-                self._metrics.sent(self.transport, len(batch))
+                tally.add(len(batch))
                 if chunk:  # a batch of only start/end events is empty in plain text
                     yield chunk
         except GeneratorExit:
@@ -141,6 +173,7 @@ class EventStream:
             if watcher is not None:
                 watcher.stop()
             self.cancellation.cancel("finished")
+            tally.flush()
             self._metrics.ended(self.transport, time.monotonic() - began,
                                 self.cancellation.reason == DISCONNECT)
 

@@ -35,7 +35,7 @@ from simple_websocket import ConnectionClosed
 from .cancellation import Cancellation
 from .formats import compact_json
 from .params import InvalidParameter
-from .pipeline import DISCONNECT, StreamMetrics
+from .pipeline import DISCONNECT, EventTally, StreamMetrics
 from .sources import PacedSource
 from .websocket import InlineReader, LockedSocket, MessageSignal, text_frames
 
@@ -159,6 +159,7 @@ class Session:
     def _run(self, generation: Generation, cancellation: Cancellation) -> None:
         began = time.monotonic()
         self._metrics.started(self._transport)
+        tally = EventTally(self._metrics, self._transport)
         try:
             for batch in PacedSource(generation.items()).batches(None, cancellation):
                 # PacedSource only looks at the cancellation when it waits; items that are
@@ -166,7 +167,7 @@ class Session:
                 if cancellation.cancelled:
                     break
                 self.socket.send(generation.frames(batch))
-                self._metrics.sent(self._transport, len(batch))
+                tally.add(len(batch))
             if cancellation.reason != DISCONNECT:
                 closing = generation.finish()
                 if closing:
@@ -177,6 +178,7 @@ class Session:
             log.exception("websocket generation failed")
             self._report_failure()
         finally:
+            tally.flush()
             self._metrics.ended(self._transport, time.monotonic() - began,
                                 cancellation.reason == DISCONNECT)
             if self._running is not None and self._running[1] is cancellation:

@@ -6,7 +6,7 @@ import pytest
 from streaming.cancellation import Cancellation
 from streaming.events import End, Start, Token
 from streaming.formats import NDJSONFormat, SSEFormat, TextFormat
-from streaming.pipeline import EventStream
+from streaming.pipeline import EventStream, EventTally
 from streaming.sources import PacedSource, ProducerSource
 
 
@@ -107,3 +107,26 @@ def test_a_failing_source_ends_with_the_error_record():
 def test_heartbeat_must_be_positive():
     with pytest.raises(ValueError, match="heartbeat"):
         _stream(PacedSource([]), heartbeat=0)
+
+
+def test_event_tally_reports_at_most_once_a_second_and_everything_at_the_end(monkeypatch):
+    metrics = RecordingMetrics()
+    reports = []
+    metrics.sent = lambda transport, events: reports.append(events)
+    clock = iter([0.0, 0.1, 0.5, 1.2, 1.3, 2.5])
+    monkeypatch.setattr("streaming.pipeline.time.monotonic", lambda: next(clock))
+    tally = EventTally(metrics, "sse")  # reads the clock: 0.0
+    for events in (1, 2, 3, 4, 5):
+        tally.add(events)  # at 0.1, 0.5, 1.2 (reports 6), 1.3, 2.5 (reports 9)
+    tally.flush()  # nothing left unreported
+    assert reports == [6, 9]
+
+
+def test_event_tally_flush_reports_the_remainder():
+    metrics = RecordingMetrics()
+    tally = EventTally(metrics, "sse")
+    tally.add(3)
+    assert metrics.events == 0
+    tally.flush()
+    tally.flush()
+    assert metrics.events == 3
