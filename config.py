@@ -69,6 +69,7 @@ SERVER_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "WEB_CONCURRENCY": (_int(1), "1"),
     "WORKER_CONNECTIONS": (_int(1), "20000"),
     "GRACEFUL_TIMEOUT": (_int(1), "10"),
+    "LOG_LEVEL": (_text, "info"),
 }
 
 

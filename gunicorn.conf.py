@@ -44,7 +44,7 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 preload_app = False
 accesslog = "-"
 errorlog = "-"
-loglevel = os.environ.get("LOG_LEVEL", "info")
+loglevel = _server["LOG_LEVEL"]
 # gunicorn 27 opens a control socket at a fixed path by default; two servers on one machine
 # (the proxy and its upstream in tests) would fight over it, and nothing here uses it.
 control_socket_disable = True

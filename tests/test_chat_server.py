@@ -246,6 +246,8 @@ def test_failure_after_start_is_reported_in_band(start_server, fmt):
     failing = _failing_server(start_server)
     body = requests.get(f"{failing.url}/test/failing?format={fmt}", timeout=5).text
     assert "internal detail" not in body
+    # A failed stream releases what it held, as a finished one does.
+    wait_until(lambda: _active(failing, fmt) == 0, timeout=1.0)
     if fmt == "sse":
         assert body.rstrip().endswith(
             'event: error\ndata: {"type":"stream_error",'
