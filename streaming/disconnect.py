@@ -19,6 +19,8 @@ from typing import Any
 
 import gevent
 
+from .cancellation import Cancellation
+
 READ = 1  # libev's EV_READ
 
 _GONE_ERRNOS = {errno.ECONNRESET, errno.ENOTCONN, errno.EPIPE, errno.ETIMEDOUT, errno.EBADF}
@@ -61,9 +63,13 @@ class DisconnectWatcher:
             watcher.close()
 
 
-def watch_environ(environ: dict, on_disconnect: Callable[[], None]) -> DisconnectWatcher | None:
-    """Watch the client socket gunicorn puts in the WSGI environ; None on other servers."""
-    sock = environ.get("gunicorn.socket")
+DISCONNECT = "disconnect"
+"""The cancellation reason when the client went away."""
+
+
+def cancel_on_disconnect(sock: Any | None, cancellation: Cancellation
+                         ) -> DisconnectWatcher | None:
+    """Watch `sock` (gunicorn's client socket; None elsewhere) and cancel on the peer's close."""
     if sock is None:
         return None
-    return DisconnectWatcher(sock, on_disconnect)
+    return DisconnectWatcher(sock, lambda: cancellation.cancel(DISCONNECT))

@@ -16,13 +16,14 @@ from contextlib import contextmanager
 from typing import Protocol
 
 from .cancellation import Cancellation
-from .disconnect import DisconnectWatcher
+from .disconnect import DISCONNECT, cancel_on_disconnect
 from .events import Failure
 from .sources import IDLE
 
 log = logging.getLogger(__name__)
 
-DISCONNECT = "disconnect"
+__all__ = ["DISCONNECT", "EventStream", "EventTally", "Format", "Source", "StreamMetrics",
+           "watching"]
 
 # What the client is told when a source fails without saying more: never internal detail. A
 # source can say more by raising an exception with a `failure` attribute (a Failure).
@@ -37,10 +38,7 @@ def watching(environ: dict, cancellation: Cancellation) -> Iterator[Cancellation
     non-streaming answer): the view greenlet is blocked, so only the socket can tell. Pass the
     same cancellation to the EventStream that follows; it watches the socket itself from then on.
     """
-    sock = environ.get("gunicorn.socket")
-    watcher = None
-    if sock is not None:
-        watcher = DisconnectWatcher(sock, lambda: cancellation.cancel(DISCONNECT))
+    watcher = cancel_on_disconnect(environ.get("gunicorn.socket"), cancellation)
     try:
         yield cancellation
     finally:
@@ -144,10 +142,7 @@ class EventStream:
         began = time.monotonic()
         self._metrics.started(self.transport)
         tally = EventTally(self._metrics, self.transport)
-        watcher = None
-        if self._socket is not None:
-            watcher = DisconnectWatcher(self._socket,
-                                        lambda: self.cancellation.cancel(DISCONNECT))
+        watcher = cancel_on_disconnect(self._socket, self.cancellation)
         try:
             # gunicorn sends the headers with the first write, even an empty one: this one goes
             # out before the source can block, so the client sees the response start at once.
