@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import tempfile
 import time
@@ -12,11 +13,19 @@ from tests.live_server import ROOT, LiveServer
 
 LOADGEN = ROOT / "bench" / "build" / "loadgen"
 
+# On 2 cores, the measured worker gets one and the load client the other: left to the
+# scheduler, the two sometimes share a core and the same run reads half or double.
+SERVER_CPU, CLIENT_CPU = {0}, {1 % (os.cpu_count() or 1)}
+
+
+def _client_cpu() -> None:
+    os.sched_setaffinity(0, CLIENT_CPU)
+
 
 def loadgen(command: str, url: str, *args: str, timeout: float = 300) -> dict:
     """Run the compiled load client once and return the JSON object it prints."""
     done = subprocess.run([str(LOADGEN), command, "--url", url, *args], capture_output=True,
-                          text=True, timeout=timeout, check=False)
+                          text=True, timeout=timeout, check=False, preexec_fn=_client_cpu)
     if done.returncode != 0:
         raise RuntimeError(f"loadgen {command} failed: {done.stderr.strip()}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -36,17 +45,20 @@ def worker_pid(server: LiveServer) -> int:
     return pids[0]
 
 
-def idle_rss_per_stream(server: LiveServer, path: str, conns: int, *extra: str) -> dict:
-    """Open `conns` idle streams, read the worker's RSS once all are open, then close them."""
+def idle_rss_per_stream(server: LiveServer, path: str, conns: int, *extra: str,
+                        ramp: int = 2000) -> dict:
+    """Open `conns` idle streams (`ramp` a second), read the worker's RSS once all are open,
+    then close them."""
     pid = worker_pid(server)
     before = rss_kb(pid)
     with tempfile.TemporaryDirectory() as scratch:
         ready = Path(scratch) / "ready"
         process = subprocess.Popen(
             [str(LOADGEN), "idle", "--url", server.url + path, "--conns", str(conns),
-             "--ramp-per-sec", "2000", "--hold", "3", "--ready-file", str(ready), *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        deadline = time.monotonic() + conns / 2000 + 60
+             "--ramp-per-sec", str(ramp), "--hold", "3", "--ready-file", str(ready), *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            preexec_fn=_client_cpu)
+        deadline = time.monotonic() + conns / ramp + 60
         while not ready.exists() and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.1)
         time.sleep(1.0)  # let the last handshakes settle into their idle state
@@ -77,8 +89,13 @@ def markdown_table(results: dict, rows: list) -> str:
     return "\n".join(lines)
 
 
-def start(**kwargs) -> LiveServer:
-    return LiveServer(**kwargs).wait_ready()
+def start(pin: bool = True, **kwargs) -> LiveServer:
+    """A server on a free port, its worker on SERVER_CPU unless it only plays an upstream."""
+    server = LiveServer(**kwargs).wait_ready()
+    if pin:
+        for pid in server.worker_pids():
+            os.sched_setaffinity(pid, SERVER_CPU)
+    return server
 
 
 def ours(**env: str) -> LiveServer:

@@ -85,7 +85,7 @@ def run(quick: bool) -> dict:
         results["ours proxy"]["rss_growth_kb"] = rss_kb(pid) - before
         results["ours proxy"]["relayed_mb"] = len(direct) * (3 if quick else 10) / 1e6
     with ExitStack() as stack:
-        mock = start(env={"LOG_LEVEL": "warning"})
+        mock = start(pin=False, env={"LOG_LEVEL": "warning"})
         stack.callback(mock.stop)
         proxies = _proxies(stack, mock.url + "/mock/v1")
         targets = {"straight to the upstream": mock.url + "/mock/v1",
