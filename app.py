@@ -12,9 +12,9 @@ from werkzeug.exceptions import HTTPException
 import config
 from blueprints import chat, mock_openai, ops, pages, proxy, ws
 from blueprints.common import ApiError
+from llm.upstream import Upstream
 from streaming.metrics import Metrics
-from streaming.params import InvalidParameter
-from streaming.upstream import Upstream
+from streaming.validation import InvalidParameter
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, request
 
-from streaming.formats import NDJSONFormat, SSEFormat, TextFormat
-from streaming.generation import schedule
-from streaming.params import GenerationParams, parse_generation, parse_last_event_id
+from generation.formats import NDJSONFormat, SSEFormat, TextFormat
+from generation.params import GenerationParams, parse_generation, parse_last_event_id
+from generation.schedule import schedule
 from streaming.pipeline import Format
 from streaming.sources import PacedSource
 

@@ -11,16 +11,16 @@ import time
 
 from flask import Blueprint, Response, current_app, request
 
-from streaming.cancellation import Cancellation
-from streaming.formats import compact_json
-from streaming.generation import schedule
-from streaming.openai_wire import (
+from generation.schedule import schedule
+from llm.openai_wire import (
     ChatChunkFormat,
     OpenAIError,
     completion,
     models,
     parse_chat_request,
 )
+from streaming.cancellation import Cancellation
+from streaming.encoding import compact_json
 from streaming.pipeline import watching
 from streaming.sources import PacedSource
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
-from streaming.params import DELAY_MS_DEFAULT, PROMPT_MAX_CHARS, TOKENS_DEFAULT, TOKENS_MAX
+from generation.params import DELAY_MS_DEFAULT, PROMPT_MAX_CHARS, TOKENS_DEFAULT, TOKENS_MAX
 
 bp = Blueprint("pages", __name__)
 

@@ -12,11 +12,11 @@ import json
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from llm.openai_wire import OpenAIError
+from llm.relay import Relay
+from llm.upstream import self_base_url, upstream_target
 from streaming.cancellation import Cancellation
-from streaming.openai_wire import OpenAIError
 from streaming.pipeline import EventStream, watching
-from streaming.relay import Relay
-from streaming.upstream import self_base_url, upstream_target
 
 from .common import STREAM_HEADERS
 from .mock_openai import ALL_METHODS, CLIENT_CLOSED, openai_error

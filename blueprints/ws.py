@@ -19,11 +19,11 @@ from flask import Blueprint, current_app, request
 from flask.blueprints import BlueprintSetupState
 from flask_sock import Sock
 
+from generation.params import parse_generation
+from generation.tts import Speech, parse_speech
+from generation.ws_chat import ChatGeneration
 from streaming.origin import origin_allowed
-from streaming.params import parse_generation
-from streaming.tts import Speech, parse_speech
 from streaming.websocket import server_options
-from streaming.ws_chat import ChatGeneration
 from streaming.ws_session import Session, Starts
 
 from .common import ApiError

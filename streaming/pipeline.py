@@ -17,7 +17,7 @@ from typing import Protocol
 
 from .cancellation import Cancellation
 from .disconnect import DISCONNECT, cancel_on_disconnect
-from .events import Failure
+from .failure import Failure
 from .sources import IDLE
 
 log = logging.getLogger(__name__)

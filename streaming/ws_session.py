@@ -33,10 +33,10 @@ import gevent
 from simple_websocket import ConnectionClosed
 
 from .cancellation import Cancellation
-from .formats import compact_json
-from .params import InvalidParameter
+from .encoding import compact_json
 from .pipeline import DISCONNECT, EventTally, StreamMetrics
 from .sources import PacedSource
+from .validation import InvalidParameter
 from .websocket import InlineReader, LockedSocket, MessageSignal, text_frames
 
 log = logging.getLogger(__name__)

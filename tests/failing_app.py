@@ -6,8 +6,8 @@ from flask import request
 
 from app import create_app
 from blueprints.common import stream_response
-from streaming.events import Start, Token
-from streaming.formats import NDJSONFormat, SSEFormat, TextFormat
+from generation.events import Start, Token
+from generation.formats import NDJSONFormat, SSEFormat, TextFormat
 from streaming.sources import PacedSource
 
 

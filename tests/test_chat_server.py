@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from streaming import demo_model
+from generation import demo_model
 from tests.clients import Stream, metric, wait_until
 
 

@@ -1,4 +1,4 @@
-from streaming import demo_model
+from generation import demo_model
 
 
 def test_same_prompt_same_tokens():

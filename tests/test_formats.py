@@ -3,8 +3,10 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streaming.events import End, Failure, Start, Token
-from streaming.formats import NDJSONFormat, SSEFormat, TextFormat, compact_json
+from generation.events import End, Start, Token
+from generation.formats import NDJSONFormat, SSEFormat, TextFormat
+from streaming.encoding import compact_json
+from streaming.failure import Failure
 from streaming.sse import parse
 
 EVENTS = [Start("demo", 2), Token(0, " 流式"), Token(1, "\n"), End("stop", 2)]

@@ -10,8 +10,8 @@ import time
 import pytest
 import requests
 
-from streaming import demo_model
-from streaming.params import TOKENS_DEFAULT
+from generation import demo_model
+from generation.params import TOKENS_DEFAULT
 from tests.clients import Stream, metric, wait_until
 
 CHAT = {"model": "demo", "messages": [{"role": "system", "content": "be brief"},

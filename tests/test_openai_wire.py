@@ -1,4 +1,4 @@
-"""Tests for streaming.openai_wire: chat requests mapped onto the demo model, chunks as bytes."""
+"""Tests for llm.openai_wire: chat requests mapped onto the demo model, chunks as bytes."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import json
 
 import pytest
 
-from streaming import demo_model
-from streaming.events import Failure, Token
-from streaming.generation import schedule
-from streaming.openai_wire import (
+from generation import demo_model
+from generation.events import Token
+from generation.params import DELAY_MS_DEFAULT, TOKENS_DEFAULT
+from generation.schedule import schedule
+from llm.openai_wire import (
     DONE,
     ChatChunkFormat,
     OpenAIError,
@@ -18,7 +19,7 @@ from streaming.openai_wire import (
     models,
     parse_chat_request,
 )
-from streaming.params import DELAY_MS_DEFAULT, TOKENS_DEFAULT
+from streaming.failure import Failure
 
 USER = {"role": "user", "content": "first question"}
 CHAT = {"model": "gpt-4o", "messages": [USER]}

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from streaming import demo_model
+from generation import demo_model
 from tests.clients import metric, wait_until
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

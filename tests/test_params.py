@@ -1,6 +1,6 @@
 import pytest
 
-from streaming.params import (
+from generation.params import (
     GenerationParams,
     InvalidParameter,
     parse_generation,

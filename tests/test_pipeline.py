@@ -3,9 +3,9 @@
 import gevent
 import pytest
 
+from generation.events import End, Start, Token
+from generation.formats import NDJSONFormat, SSEFormat, TextFormat
 from streaming.cancellation import Cancellation
-from streaming.events import End, Start, Token
-from streaming.formats import NDJSONFormat, SSEFormat, TextFormat
 from streaming.pipeline import EventStream, EventTally
 from streaming.sources import PacedSource, ProducerSource
 

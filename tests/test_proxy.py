@@ -20,9 +20,9 @@ import pytest
 import requests
 from openai import APIError, BadRequestError, OpenAI
 
-from streaming import demo_model
-from streaming.openai_wire import DONE, error_event
-from streaming.relay import BROKEN, STALLED
+from generation import demo_model
+from llm.openai_wire import DONE, error_event
+from llm.relay import BROKEN, STALLED
 from streaming.sse import parse
 from tests.clients import Stream, metric, wait_until
 from tests.live_server import free_port

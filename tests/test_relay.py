@@ -1,4 +1,4 @@
-"""Tests for streaming.relay: header rules, the pass-through format, the producer over a body."""
+"""Tests for llm.relay: header rules, the pass-through format, the producer over a body."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ import pytest
 import requests
 from urllib3 import HTTPResponse
 
-from streaming.cancellation import Cancellation
-from streaming.openai_wire import error_event
-from streaming.relay import (
+from llm.openai_wire import error_event
+from llm.relay import (
     BROKEN,
     STALLED,
     PassThroughFormat,
@@ -20,6 +19,7 @@ from streaming.relay import (
     connection_listed,
     end_to_end,
 )
+from streaming.cancellation import Cancellation
 from streaming.sources import ProducerFailed
 
 

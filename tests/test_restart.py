@@ -7,7 +7,7 @@ import os
 import signal
 import time
 
-from streaming import demo_model
+from generation import demo_model
 from tests.clients import Stream
 
 

@@ -1,4 +1,4 @@
-"""Tests for streaming.tts: the documented sizes, a deterministic tone per character, validation."""
+"""Tests for generation.tts: documented sizes, a deterministic tone per character, validation."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from streaming import tts
-from streaming.params import InvalidParameter
+from generation import tts
+from streaming.validation import InvalidParameter
 from streaming.websocket import BINARY, encode_frames
 
 

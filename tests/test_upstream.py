@@ -1,4 +1,4 @@
-"""Tests for streaming.upstream: keys, request headers, targets, the session, failure mapping."""
+"""Tests for llm.upstream: keys, request headers, targets, the session, failure mapping."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import requests
 from requests.cookies import extract_cookies_to_jar
 
 from app import create_app
+from llm.openai_wire import OpenAIError
+from llm.upstream import Upstream, self_base_url, upstream_target
 from streaming.cancellation import Cancellation
-from streaming.openai_wire import OpenAIError
-from streaming.upstream import Upstream, self_base_url, upstream_target
 from tests.live_server import free_port
 
 

@@ -27,7 +27,7 @@ from wsproto.events import (
     TextMessage,
 )
 
-from streaming import demo_model, tts
+from generation import demo_model, tts
 from tests.clients import metric, wait_until
 
 GENEROUS = 10  # seconds a client waits for anything that should take milliseconds

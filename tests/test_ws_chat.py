@@ -1,13 +1,13 @@
-"""Tests for streaming.ws_chat: what a generation writes."""
+"""Tests for generation.ws_chat: what a generation writes."""
 
 from __future__ import annotations
 
-from streaming import demo_model
-from streaming.events import End, Start, Token
-from streaming.formats import json_message
-from streaming.params import GenerationParams
+from generation import demo_model
+from generation.events import End, Start, Token
+from generation.formats import json_message
+from generation.params import GenerationParams
+from generation.ws_chat import ChatGeneration
 from streaming.websocket import text_frames
-from streaming.ws_chat import ChatGeneration
 
 
 def test_frames_are_the_json_messages_of_the_events():

@@ -14,9 +14,9 @@ import pytest
 from simple_websocket import Server
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
-from streaming.params import parse_generation
+from generation.params import parse_generation
+from generation.ws_chat import ChatGeneration
 from streaming.websocket import server_options, text_frames
-from streaming.ws_chat import ChatGeneration
 from streaming.ws_session import BadMessage, Session, error_frame, parse_message
 
 

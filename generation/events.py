@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from streaming.failure import Failure
+
 
 @dataclass(frozen=True, slots=True)
 class Start:
@@ -22,16 +24,6 @@ class End:
     finish_reason: str
     tokens: int
 
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """A failure after the stream started: sent to the client instead of a silent cut.
-
-    `message` is meant for the client, so it never carries a traceback or internal detail.
-    """
-
-    type: str
-    message: str
 
 
 GenerationEvent = Start | Token | End | Failure

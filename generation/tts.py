@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from .formats import compact_json
-from .params import InvalidParameter, required_text
-from .websocket import BINARY, encode_frames, text_frames
+from streaming.encoding import compact_json
+from streaming.validation import InvalidParameter, required_text
+from streaming.websocket import BINARY, encode_frames, text_frames
 
 SAMPLE_RATE = 16_000
 SAMPLE_BYTES = 2

@@ -36,7 +36,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ProtocolError
 from urllib3.util.retry import Retry
 
-from .cancellation import Cancellation
+from streaming.cancellation import Cancellation
+
 from .openai_wire import OpenAIError
 from .relay import end_to_end
 

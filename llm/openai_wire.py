@@ -24,11 +24,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import demo_model
-from .events import End, Failure, GenerationEvent, Start, Token
-from .formats import compact_json
-from .params import DELAY_MS_DEFAULT, DELAY_MS_MAX, TOKENS_DEFAULT, TOKENS_MAX, GenerationParams
-from .sse import ServerSentEvent
+from generation import demo_model
+from generation.events import End, Failure, GenerationEvent, Start, Token
+from generation.params import (
+    DELAY_MS_DEFAULT,
+    DELAY_MS_MAX,
+    TOKENS_DEFAULT,
+    TOKENS_MAX,
+    GenerationParams,
+)
+from streaming.encoding import compact_json
+from streaming.sse import ServerSentEvent
 
 DONE = b"data: [DONE]\n\n"
 """What ends every OpenAI event stream, after the last chunk or an error."""

@@ -10,16 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from streaming.validation import InvalidParameter, required_text
+
 PROMPT_MAX_CHARS = 4000
 TOKENS_DEFAULT, TOKENS_MAX = 50, 10_000
 DELAY_MS_DEFAULT, DELAY_MS_MAX = 50, 10_000
-
-
-class InvalidParameter(ValueError):
-    def __init__(self, param: str, message: str) -> None:
-        super().__init__(message)
-        self.param = param
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,18 +40,6 @@ def _integer(values: Mapping[str, Any], name: str, default: int, low: int, high:
     if not low <= raw <= high:
         raise InvalidParameter(name, f"{name} must be between {low} and {high}, got {raw}")
     return raw
-
-
-def required_text(values: Mapping[str, Any], name: str, max_chars: int) -> str:
-    """The string `values[name]`, 1 to `max_chars` characters long."""
-    text = values.get(name)
-    if text is None:
-        raise InvalidParameter(name, f"{name} is required")
-    if not isinstance(text, str):
-        raise InvalidParameter(name, f"{name} must be a string")
-    if not 1 <= len(text) <= max_chars:
-        raise InvalidParameter(name, f"{name} must be 1 to {max_chars} characters long")
-    return text
 
 
 def parse_generation(values: Mapping[str, Any], *, from_text: bool = False) -> GenerationParams:

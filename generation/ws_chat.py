@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from streaming.websocket import text_frames
+
 from .events import End, Start, Token
 from .formats import json_message
-from .generation import schedule
 from .params import GenerationParams
-from .websocket import text_frames
+from .schedule import schedule
 
 
 class ChatGeneration:

@@ -27,10 +27,11 @@ import gevent
 import requests
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 
-from .cancellation import Cancellation
-from .events import Failure
+from streaming.cancellation import Cancellation
+from streaming.failure import Failure
+from streaming.sources import ProducerSource
+
 from .openai_wire import error_event
-from .sources import ProducerSource
 
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "te", "trailer", "trailers",
                         "transfer-encoding", "upgrade"})
