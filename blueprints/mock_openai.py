@@ -7,8 +7,6 @@ under `/mock/v1/` is in OpenAI's shape.
 
 from __future__ import annotations
 
-import time
-
 from flask import Blueprint, Response, current_app, request
 
 from generation.schedule import schedule
@@ -21,6 +19,7 @@ from llm.openai_wire import (
 )
 from streaming.cancellation import Cancellation
 from streaming.encoding import compact_json
+from streaming.metrics import counted_stream
 from streaming.pipeline import watching
 from streaming.sources import PacedSource
 
@@ -75,10 +74,6 @@ def _generated(seconds: float) -> bool:
     Counted as a `mock` stream while it runs, so /metrics shows a non-streaming call being cut
     just as it shows a stream being cut.
     """
-    metrics = current_app.extensions["metrics"]
-    metrics.started("mock")
-    began = time.monotonic()
-    with watching(request.environ, Cancellation()) as cancellation:
-        left = cancellation.wait(seconds)
-    metrics.ended("mock", time.monotonic() - began, left)
-    return not left
+    with (watching(request.environ, Cancellation()) as cancellation,
+          counted_stream(current_app.extensions["metrics"], "mock", cancellation)):
+        return not cancellation.wait(seconds)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from typing import Any, Protocol
@@ -33,8 +32,9 @@ import gevent
 from simple_websocket import ConnectionClosed
 
 from .cancellation import Cancellation
+from .disconnect import DISCONNECT
 from .encoding import compact_json
-from .pipeline import DISCONNECT, EventTally, StreamMetrics
+from .metrics import StreamMetrics, counted_stream
 from .sources import PacedSource
 from .validation import InvalidParameter
 from .websocket import InlineReader, LockedSocket, MessageSignal, text_frames
@@ -157,32 +157,27 @@ class Session:
         self._running = (gevent.spawn(self._run, generation, cancellation), cancellation)
 
     def _run(self, generation: Generation, cancellation: Cancellation) -> None:
-        began = time.monotonic()
-        self._metrics.started(self._transport)
-        tally = EventTally(self._metrics, self._transport)
-        try:
-            for batch in PacedSource(generation.items()).batches(None, cancellation):
-                # PacedSource only looks at the cancellation when it waits; items that are
-                # already due (delay_ms=0) would keep coming.
-                if cancellation.cancelled:
-                    break
-                self.socket.send(generation.frames(batch))
-                tally.add(len(batch))
-            if cancellation.reason != DISCONNECT:
-                closing = generation.finish()
-                if closing:
-                    self.socket.send(closing)
-        except OSError:  # the peer is gone (reset, closed, or stopped reading)
-            cancellation.cancel(DISCONNECT)
-        except Exception:
-            log.exception("websocket generation failed")
-            self._report_failure()
-        finally:
-            tally.flush()
-            self._metrics.ended(self._transport, time.monotonic() - began,
-                                cancellation.reason == DISCONNECT)
-            if self._running is not None and self._running[1] is cancellation:
-                self._running = None
+        with counted_stream(self._metrics, self._transport, cancellation) as tally:
+            try:
+                for batch in PacedSource(generation.items()).batches(None, cancellation):
+                    # PacedSource only looks at the cancellation when it waits; items that are
+                    # already due (delay_ms=0) would keep coming.
+                    if cancellation.cancelled:
+                        break
+                    self.socket.send(generation.frames(batch))
+                    tally.add(len(batch))
+                if cancellation.reason != DISCONNECT:
+                    closing = generation.finish()
+                    if closing:
+                        self.socket.send(closing)
+            except OSError:  # the peer is gone (reset, closed, or stopped reading)
+                cancellation.cancel(DISCONNECT)
+            except Exception:
+                log.exception("websocket generation failed")
+                self._report_failure()
+            finally:
+                if self._running is not None and self._running[1] is cancellation:
+                    self._running = None
 
     def _report_failure(self) -> None:
         with suppress(OSError):

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from app import create_app
+from tests.fakes import RecordingMetrics
 from tests.live_server import LiveServer
 
 
@@ -18,6 +19,12 @@ def app():
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def stream_metrics() -> RecordingMetrics:
+    """Metrics for a stream under test, recording what it reports."""
+    return RecordingMetrics()
 
 
 @pytest.fixture(scope="session")

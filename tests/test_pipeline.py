@@ -6,25 +6,10 @@ import pytest
 from generation.events import End, Start, Token
 from generation.formats import NDJSONFormat, SSEFormat, TextFormat
 from streaming.cancellation import Cancellation
-from streaming.pipeline import EventStream, EventTally
+from streaming.metrics import EventTally
+from streaming.pipeline import EventStream
 from streaming.sources import PacedSource, ProducerSource
-
-
-class RecordingMetrics:
-    def __init__(self):
-        self.active = 0
-        self.events = 0
-        self.disconnects = 0
-
-    def started(self, transport):
-        self.active += 1
-
-    def sent(self, transport, events):
-        self.events += events
-
-    def ended(self, transport, seconds, disconnected):
-        self.active -= 1
-        self.disconnects += disconnected
+from tests.fakes import RecordingMetrics
 
 
 def _stream(source, fmt=None, heartbeat=15.0, metrics=None):
@@ -38,8 +23,8 @@ def test_preamble_is_the_first_write_before_the_source_runs():
     stream.close()
 
 
-def test_a_stream_writes_every_event_and_settles_its_metrics():
-    metrics = RecordingMetrics()
+def test_a_stream_writes_every_event_and_settles_its_metrics(stream_metrics):
+    metrics = stream_metrics
     items = [(0.0, Start("demo", 2)), (0.0, Token(0, " a")), (0.0, Token(1, " b")),
              (0.0, End("stop", 2))]
     body = b"".join(_stream(PacedSource(items), metrics=metrics))
@@ -60,8 +45,8 @@ def test_ndjson_heartbeat_is_a_blank_line_and_text_has_none():
     assert list(_stream(PacedSource(idle), TextFormat(), heartbeat=0.1)) == [b"", b"x"]
 
 
-def test_close_mid_stream_counts_a_disconnect_and_kills_the_producer():
-    metrics = RecordingMetrics()
+def test_close_mid_stream_counts_a_disconnect_and_kills_the_producer(stream_metrics):
+    metrics = stream_metrics
     finished = []
 
     def produce(emit):
@@ -81,8 +66,8 @@ def test_close_mid_stream_counts_a_disconnect_and_kills_the_producer():
     assert (metrics.active, metrics.disconnects) == (0, 1)
 
 
-def test_cancellation_while_idle_ends_the_stream():
-    metrics = RecordingMetrics()
+def test_cancellation_while_idle_ends_the_stream(stream_metrics):
+    metrics = stream_metrics
     cancellation = Cancellation()
     stream = EventStream(PacedSource([(30.0, Token(0, "x"))]), SSEFormat(3000), environ={},
                          heartbeat=15.0, transport="sse", metrics=metrics,
@@ -109,12 +94,12 @@ def test_heartbeat_must_be_positive():
         _stream(PacedSource([]), heartbeat=0)
 
 
-def test_event_tally_reports_at_most_once_a_second_and_everything_at_the_end(monkeypatch):
-    metrics = RecordingMetrics()
+def test_event_tally_reports_at_most_once_a_second(monkeypatch, stream_metrics):
+    metrics = stream_metrics
     reports = []
     metrics.sent = lambda transport, events: reports.append(events)
     clock = iter([0.0, 0.1, 0.5, 1.2, 1.3, 2.5])
-    monkeypatch.setattr("streaming.pipeline.time.monotonic", lambda: next(clock))
+    monkeypatch.setattr("streaming.metrics.time.monotonic", lambda: next(clock))
     tally = EventTally(metrics, "sse")  # reads the clock: 0.0
     for events in (1, 2, 3, 4, 5):
         tally.add(events)  # at 0.1, 0.5, 1.2 (reports 6), 1.3, 2.5 (reports 9)
@@ -122,8 +107,8 @@ def test_event_tally_reports_at_most_once_a_second_and_everything_at_the_end(mon
     assert reports == [6, 9]
 
 
-def test_event_tally_flush_reports_the_remainder():
-    metrics = RecordingMetrics()
+def test_event_tally_flush_reports_the_remainder(stream_metrics):
+    metrics = stream_metrics
     tally = EventTally(metrics, "sse")
     tally.add(3)
     assert metrics.events == 0
