@@ -1,7 +1,7 @@
 """An OpenAI-compatible upstream backed by the demo model (`/mock/v1/...`), so all runs offline.
 
 `GET /mock/v1/models` and `POST /mock/v1/chat/completions` (streamed or whole); the wire shapes
-and how a chat request maps onto the demo model are in `streaming/openai_wire.py`. Every error
+and how a chat request maps onto the demo model are in `llm/mock.py`. Every error
 under `/mock/v1/` is in OpenAI's shape.
 """
 
@@ -10,13 +10,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request
 
 from generation.schedule import schedule
-from llm.openai_wire import (
-    ChatChunkFormat,
-    OpenAIError,
-    completion,
-    models,
-    parse_chat_request,
-)
+from llm.mock import ChatChunkFormat, completion, models, parse_chat_request
+from llm.wire import OpenAIError
 from streaming.cancellation import Cancellation
 from streaming.encoding import compact_json
 from streaming.metrics import counted_stream

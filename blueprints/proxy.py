@@ -12,9 +12,9 @@ import json
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from llm.openai_wire import OpenAIError
 from llm.relay import Relay
 from llm.upstream import self_base_url, upstream_target
+from llm.wire import OpenAIError
 from streaming.cancellation import Cancellation
 from streaming.pipeline import EventStream, watching
 

@@ -38,8 +38,8 @@ from urllib3.util.retry import Retry
 
 from streaming.cancellation import Cancellation
 
-from .openai_wire import OpenAIError
 from .relay import end_to_end
+from .wire import OpenAIError
 
 log = logging.getLogger(__name__)
 

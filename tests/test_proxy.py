@@ -21,8 +21,8 @@ import requests
 from openai import APIError, BadRequestError, OpenAI
 
 from generation import demo_model
-from llm.openai_wire import DONE, error_event
 from llm.relay import BROKEN, STALLED
+from llm.wire import DONE, error_event
 from streaming.sse import parse
 from tests.clients import Stream, metric, wait_until
 from tests.live_server import free_port
