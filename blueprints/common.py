@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from flask import Response, current_app, jsonify, request
+from collections.abc import Iterable, Mapping
 
+from flask import Response, current_app, jsonify, request
+from werkzeug.datastructures import Headers
+
+from llm.wire import OpenAIError
+from streaming.cancellation import Cancellation
+from streaming.encoding import compact_json
 from streaming.pipeline import EventStream, Format, Source
+
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+CLIENT_CLOSED = 499
+"""The status nginx logs for a client that left before the answer: nobody reads this one."""
 
 STREAM_HEADERS = {
     # Proxies and browsers must not cache or hold back a stream; nginx honours the second.
@@ -32,6 +43,16 @@ class ApiError(Exception):
         return response
 
 
+def json_response(body: dict, status: int = 200) -> Response:
+    """`body` as JSON in its own key order (Flask's jsonify would sort the keys)."""
+    return Response(compact_json(body), status, mimetype="application/json")
+
+
+def openai_error(error: OpenAIError) -> Response:
+    """An OpenAIError answered as OpenAI does: its status, `{"error": {message, type, ...}}`."""
+    return json_response(error.body(), error.status)
+
+
 def json_object() -> dict:
     """The request's JSON object body, or an ApiError (415 for another content type, else 400)."""
     if request.mimetype != "application/json":
@@ -45,9 +66,14 @@ def json_object() -> dict:
     return body
 
 
-def stream_response(source: Source, fmt: Format, transport: str) -> Response:
-    """A response streaming `source` in `fmt`: no Content-Length, no caching, no buffering.
+def stream_response(source: Source, fmt: Format, transport: str, *, status: int = 200,
+                    headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+                    cancellation: Cancellation | None = None) -> Response:
+    """A response streaming `source` in `fmt`: no Content-Length, nothing buffered on the way.
 
+    `headers` replace STREAM_HEADERS (a relay passes the upstream's); a Content-Type among them
+    is kept as it is, otherwise the type is `fmt.media_type` (none at all if that is empty).
+    `cancellation` is for a view that already watched the client before the stream existed.
     `direct_passthrough` hands the EventStream to gunicorn as is, so nothing (no ETag, no
     `response.data`) ever collects the body.
     """
@@ -56,6 +82,12 @@ def stream_response(source: Source, fmt: Format, transport: str) -> Response:
     request.environ.pop("werkzeug.request", None)
     body = EventStream(source, fmt, environ=request.environ,
                        heartbeat=current_app.config["HEARTBEAT_SECONDS"], transport=transport,
-                       metrics=current_app.extensions["metrics"])
-    return Response(body, mimetype=fmt.media_type, headers=STREAM_HEADERS,
-                    direct_passthrough=True)
+                       metrics=current_app.extensions["metrics"], cancellation=cancellation)
+    given = Headers(STREAM_HEADERS if headers is None else headers)
+    typed = "Content-Type" in given
+    response = Response(body, status=status, headers=given,
+                        mimetype=None if typed else fmt.media_type or None,
+                        direct_passthrough=True)
+    if not typed and not fmt.media_type:  # werkzeug's default, text/html, would be a lie
+        del response.headers["Content-Type"]
+    return response

@@ -13,28 +13,22 @@ from generation.schedule import schedule
 from llm.mock import ChatChunkFormat, completion, models, parse_chat_request
 from llm.wire import OpenAIError
 from streaming.cancellation import Cancellation
-from streaming.encoding import compact_json
 from streaming.metrics import counted_stream
 from streaming.pipeline import watching
 from streaming.sources import PacedSource
 
-from .common import ApiError, json_object, stream_response
+from .common import (
+    ALL_METHODS,
+    CLIENT_CLOSED,
+    ApiError,
+    json_object,
+    json_response,
+    openai_error,
+    stream_response,
+)
 
 bp = Blueprint("mock_openai", __name__, url_prefix="/mock/v1")
-
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-# The status nginx logs for a client that left before the answer: nobody reads this one.
-CLIENT_CLOSED = 499
-
-
-def openai_json(body: dict, status: int = 200) -> Response:
-    """JSON in OpenAI's field order (Flask's jsonify would sort the keys)."""
-    return Response(compact_json(body), status, mimetype="application/json")
-
-
-@bp.errorhandler(OpenAIError)
-def openai_error(error: OpenAIError) -> Response:
-    return openai_json(error.body(), error.status)
+bp.register_error_handler(OpenAIError, openai_error)
 
 
 @bp.errorhandler(ApiError)
@@ -45,7 +39,7 @@ def api_error(error: ApiError) -> Response:
 
 @bp.get("/models")
 def list_models():
-    return openai_json(models())
+    return json_response(models())
 
 
 @bp.post("/chat/completions")
@@ -55,7 +49,7 @@ def chat_completions():
         return stream_response(PacedSource(schedule(chat.params)), ChatChunkFormat(chat), "mock")
     if not _generated(chat.params.tokens * chat.params.delay_ms / 1000):
         return Response(status=CLIENT_CLOSED)
-    return openai_json(completion(chat))
+    return json_response(completion(chat))
 
 
 @bp.route("/<path:path>", methods=ALL_METHODS)

@@ -1,7 +1,7 @@
 """The OpenAI-compatible pass-through proxy: any method under `/v1/` to UPSTREAM_BASE_URL.
 
 The view checks the client's key and body, sends upstream while watching the client socket
-(`Upstream.send`), then streams the upstream body as it arrives (`streaming/relay.py`). Its own
+(`Upstream.send`), then streams the upstream body as it arrives (`llm/relay.py`). Its own
 errors are in OpenAI's shape; the upstream's errors are relayed as they are.
 """
 
@@ -10,16 +10,16 @@ from __future__ import annotations
 import json
 
 from flask import Blueprint, Response, current_app, request
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from llm.relay import Relay
 from llm.upstream import self_base_url, upstream_target
 from llm.wire import OpenAIError
 from streaming.cancellation import Cancellation
-from streaming.pipeline import EventStream, watching
+from streaming.pipeline import watching
 
-from .common import STREAM_HEADERS
-from .mock_openai import ALL_METHODS, CLIENT_CLOSED, openai_error
+from .common import ALL_METHODS, CLIENT_CLOSED, STREAM_HEADERS, openai_error, stream_response
 
 PREFIX = "/v1"
 
@@ -69,16 +69,11 @@ def _body() -> bytes:
 
 
 def _relayed(relay: Relay, cancellation: Cancellation) -> Response:
-    request.environ.pop("werkzeug.request", None)  # as stream_response: not for a stream's life
-    stream = EventStream(relay, relay.format, environ=request.environ,
-                         heartbeat=current_app.config["HEARTBEAT_SECONDS"], transport="proxy",
-                         metrics=current_app.extensions["metrics"], cancellation=cancellation)
-    response = Response(stream, status=relay.status, headers=relay.headers,
-                        direct_passthrough=True)
+    headers = Headers(relay.headers)
     if relay.event_stream:
-        response.headers.update(STREAM_HEADERS)
-    if not relay.format.media_type:  # werkzeug would add text/html
-        del response.headers["Content-Type"]
+        headers.update(STREAM_HEADERS)
+    response = stream_response(relay, relay.format, "proxy", status=relay.status,
+                               headers=headers, cancellation=cancellation)
     # werkzeug skips the body of a HEAD, 204 or 304 response; this then releases the upstream.
     response.call_on_close(relay.close)
     return response
