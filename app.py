@@ -25,12 +25,20 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(config.load())
     if test_config:
         app.config.from_mapping(test_config)
-    app.extensions["metrics"] = Metrics()
-    Upstream().init_app(app)
+    metrics = app.extensions["metrics"] = Metrics()
+    app.extensions["upstream"] = _upstream(app.config, metrics)
     _register_errors(app)
     for blueprint in (chat.bp, ops.bp, pages.bp, mock_openai.bp, proxy.bp, ws.bp):
         app.register_blueprint(blueprint)
     return app
+
+
+def _upstream(config: Mapping[str, Any], metrics: Metrics) -> Upstream:
+    """The proxy's upstream client, from the UPSTREAM_* and PROXY_API_KEYS settings."""
+    return Upstream(base_url=config["UPSTREAM_BASE_URL"], api_key=config["UPSTREAM_API_KEY"],
+                    client_keys=config["PROXY_API_KEYS"],
+                    timeout=(config["UPSTREAM_CONNECT_TIMEOUT"], config["UPSTREAM_READ_TIMEOUT"]),
+                    pool_size=config["UPSTREAM_POOL_SIZE"], metrics=metrics)
 
 
 def _register_errors(app: Flask) -> None:
