@@ -13,6 +13,8 @@ import tempfile
 from config import server_settings
 
 _server = server_settings()
+# tmpfs, for the files written while streams run; None (the system default) where there is none.
+_SHM = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 bind = f"{_server['HOST']}:{_server['PORT']}"
 workers = _server["WEB_CONCURRENCY"]
@@ -40,7 +42,7 @@ backlog = 4096
 max_requests = 0
 max_requests_jitter = 0
 # The worker's heartbeat file: on tmpfs, so a busy disk never makes the master kill a worker.
-worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+worker_tmp_dir = _SHM
 preload_app = False
 accesslog = "-"
 errorlog = "-"
@@ -58,8 +60,7 @@ if _hard == resource.RLIM_INFINITY or _soft < _hard:
 # server unless one is given, set before the workers (which inherit the environment) start.
 _own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 if _own_metrics_dir:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
-        prefix="stream-metrics-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="stream-metrics-", dir=_SHM)
 
 
 def on_starting(server):
