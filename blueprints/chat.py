@@ -22,12 +22,16 @@ def _generate(params: GenerationParams, fmt: Format, transport: str, after: int 
     return stream_response(PacedSource(schedule(params, after)), fmt, transport)
 
 
+def _event_stream(params: GenerationParams, after: int | None):
+    return _generate(params, SSEFormat(current_app.config["SSE_RETRY_MS"]), "sse", after)
+
+
 @bp.get("/sse/chat")
 def sse_chat():
     params = parse_generation(request.args, from_text=True)
     last_id = request.headers.get("Last-Event-ID", request.args.get("last_event_id"))
     after = parse_last_event_id(last_id, params.tokens)
-    return _generate(params, SSEFormat(current_app.config["SSE_RETRY_MS"]), "sse", after)
+    return _event_stream(params, after)
 
 
 @bp.post("/api/chat")
@@ -36,7 +40,7 @@ def api_chat():
     wanted = request.accept_mimetypes.best_match(FETCH_FORMATS) or FETCH_FORMATS[0]
     if wanted == "text/event-stream":
         after = parse_last_event_id(request.headers.get("Last-Event-ID"), params.tokens)
-        return _generate(params, SSEFormat(current_app.config["SSE_RETRY_MS"]), "sse", after)
+        return _event_stream(params, after)
     if wanted == "application/x-ndjson":
         return _generate(params, NDJSONFormat(), "ndjson")
     return _generate(params, TextFormat(), "text")
