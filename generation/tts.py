@@ -22,6 +22,8 @@ from streaming.encoding import compact_json
 from streaming.validation import InvalidParameter, required_text
 from streaming.websocket import BINARY, encode_frames, text_frames
 
+from .params import TEXT_MAX_CHARS
+
 SAMPLE_RATE = 16_000
 SAMPLE_BYTES = 2
 CHAR_MS = 60
@@ -29,7 +31,6 @@ FRAME_MS = 20
 CHAR_SAMPLES = SAMPLE_RATE * CHAR_MS // 1000
 BYTES_PER_CHAR = CHAR_SAMPLES * SAMPLE_BYTES
 FRAME_BYTES = SAMPLE_RATE * FRAME_MS // 1000 * SAMPLE_BYTES
-TEXT_MAX_CHARS = 4000
 
 _AMPLITUDE = 0.3 * 32767
 _FADE_SAMPLES = SAMPLE_RATE * 5 // 1000
@@ -42,7 +43,7 @@ class SpeechParams:
 
 
 def parse_speech(values: Mapping[str, Any]) -> SpeechParams:
-    """`text` (1..4000 characters) and `realtime` (a boolean, default true)."""
+    """`text` (1..TEXT_MAX_CHARS characters) and `realtime` (a boolean, default true)."""
     text = required_text(values, "text", TEXT_MAX_CHARS)
     realtime = values.get("realtime", True)
     if not isinstance(realtime, bool):
