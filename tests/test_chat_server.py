@@ -32,7 +32,7 @@ def test_sse_stream_has_exact_headers_and_events(server):
         assert "Content-Length" not in headers
         assert "Content-Encoding" not in headers
         body = s.read_all()
-    assert body.startswith(b"retry: 3000\n\n")
+    assert body.startswith(b'retry: 3000\nevent: start\ndata: {"model":"demo","tokens":12}\n\n')
     events = read_events(server, sse_path("hello", 12))
     assert events[0].type == "start"
     assert json.loads(events[0].data) == {"model": "demo", "tokens": 12}
@@ -57,8 +57,13 @@ def test_tokens_arrive_incrementally(server):
 def test_first_bytes_go_out_before_the_first_token_is_due(server):
     with Stream(server.url, sse_path("slow", tokens=2, delay_ms=3000)) as s:
         at, chunk = next(s.chunks())
-        assert chunk.startswith(b"retry: 3000\n\n")
+        assert chunk.startswith(b"retry: 3000\nevent: start\n")
         assert at - s.sent_at < 1.0
+    # A resumed stream has nothing to send until its next token: the headers still leave.
+    with Stream(server.url, sse_path("slow", tokens=3, delay_ms=3000),
+                headers={"Last-Event-ID": "0"}) as s:
+        assert s.status == 200
+        assert s.headers_at - s.sent_at < 1.0
     with Stream(server.url, "/api/chat", method="POST",
                 body={"prompt": "slow", "tokens": 2, "delay_ms": 3000}) as s:
         assert s.response.headers["Content-Type"] == "text/plain; charset=utf-8"

@@ -17,9 +17,10 @@ def _stream(source, fmt=None, heartbeat=15.0, metrics=None):
                        transport="sse", metrics=metrics or RecordingMetrics())
 
 
-def test_preamble_is_the_first_write_before_the_source_runs():
+def test_an_empty_first_write_goes_out_before_the_source_runs():
+    # gunicorn sends the headers with it: the client sees the response start at once.
     stream = _stream(PacedSource([(10.0, Token(0, "late"))]))
-    assert next(iter(stream)) == b"retry: 3000\n\n"
+    assert next(iter(stream)) == b""
     stream.close()
 
 
@@ -28,7 +29,7 @@ def test_a_stream_writes_every_event_and_settles_its_metrics(stream_metrics):
     items = [(0.0, Start("demo", 2)), (0.0, Token(0, " a")), (0.0, Token(1, " b")),
              (0.0, End("stop", 2))]
     body = b"".join(_stream(PacedSource(items), metrics=metrics))
-    assert body.count(b"\n\n") == 5
+    assert body.count(b"\n\n") == 4  # four events, each one block
     assert (metrics.active, metrics.events, metrics.disconnects) == (0, 4, 0)
 
 
@@ -36,7 +37,7 @@ def test_heartbeat_while_idle():
     stream = _stream(PacedSource([(0.25, Token(0, "x"))]), heartbeat=0.1)
     chunks = list(stream)
     assert chunks[1:3] == [b": ping\n\n", b": ping\n\n"]
-    assert chunks[-1] == b"id: 0\ndata: x\n\n"
+    assert chunks[-1] == b"retry: 3000\nid: 0\ndata: x\n\n"
 
 
 def test_ndjson_heartbeat_is_a_blank_line_and_text_has_none():
@@ -73,7 +74,7 @@ def test_cancellation_while_idle_ends_the_stream(stream_metrics):
                          heartbeat=15.0, transport="sse", metrics=metrics,
                          cancellation=cancellation)
     gevent.spawn_later(0.05, cancellation.cancel, "disconnect")
-    assert list(stream) == [b"retry: 3000\n\n"]
+    assert list(stream) == [b""]
     assert (metrics.active, metrics.disconnects) == (0, 1)
 
 
