@@ -75,7 +75,7 @@ def test_heartbeat_comment_while_idle(server):
     with Stream(server.url, sse_path("beat", tokens=1, delay_ms=2600)) as s:
         body = s.read_all()
     before_token = body.split(b"id: 0")[0]
-    assert before_token.count(b": ping\n\n") == 2
+    assert before_token.count(b": ping\n") == 2
 
 
 @pytest.mark.parametrize("how", ["header", "query"])

@@ -60,3 +60,7 @@ def test_fresh_stream_yields_exactly_the_models_tokens(server, read):
 def test_resumed_stream_yields_exactly_the_rest(server, read):
     _assert_exact(read(server, 40, last_id="16"), 40, 16)
 
+
+def test_heartbeats_between_tokens_yield_no_event(server):
+    # The shared server sends a heartbeat after 1 s without an event: one before each token.
+    _assert_exact(_get(server, 2, delay_ms=1300), 2, None)

@@ -36,7 +36,7 @@ def test_a_stream_writes_every_event_and_settles_its_metrics(stream_metrics):
 def test_heartbeat_while_idle():
     stream = _stream(PacedSource([(0.25, Token(0, "x"))]), heartbeat=0.1)
     chunks = list(stream)
-    assert chunks[1:3] == [b": ping\n\n", b": ping\n\n"]
+    assert chunks[1:3] == [b": ping\n", b": ping\n"]
     assert chunks[-1] == b"retry: 3000\nid: 0\ndata: x\n\n"
 
 

@@ -61,9 +61,11 @@ def test_encode(event: ServerSentEvent, expected: bytes) -> None:
     assert event.text() == expected.decode("utf-8")
 
 
-def test_heartbeat_is_a_nonempty_comment() -> None:
-    assert HEARTBEAT == b": ping\n\n"
+def test_heartbeat_is_a_comment_line_that_ends_no_block() -> None:
+    assert HEARTBEAT == b": ping\n"
     assert parse(HEARTBEAT) == []
+    stream = b"id: 0\ndata: a\n\n" + HEARTBEAT + HEARTBEAT + b"id: 1\ndata: b\n\n"
+    assert [event.data for event in parse(stream)] == ["a", "b"]
 
 
 def test_event_is_immutable_value() -> None:
