@@ -13,6 +13,8 @@
    greenlet writes frames, nothing of the generation can follow that message;
 4. close: when the reader loop ends (the client left or closed, a message over the size limit,
    no pong, a write that timed out) the generation is cancelled and killed, metrics settled.
+   A handler that raises (a bug) is logged; the client gets an error message and a close with
+   1011, never Flask's HTTP 500 written onto the upgraded socket.
 
 Decisions: a start message while a generation runs is refused with an error (the running one
 goes on); after a cancel the next start waits for the cancelled generation's closing message,
@@ -42,6 +44,9 @@ from .websocket import InlineReader, LockedSocket, MessageSignal, text_frames
 log = logging.getLogger(__name__)
 
 CANCELLED = "cancelled"
+FAILED = "failed"
+INTERNAL_ERROR = 1011
+"""The close code for a server that met an unexpected condition (RFC 6455 section 7.4.1)."""
 
 
 class Generation(Protocol):
@@ -118,9 +123,28 @@ class Session:
         self._ws.event.on_set = self._drain
         try:
             self._ws.thread.run()
+        except Exception:
+            # A bug in a handler. Left alone it would reach Flask, whose 500 would be written
+            # as HTTP onto the upgraded socket: end the connection as WebSocket says instead.
+            log.exception("websocket message handler failed")
+            self._fail()
         finally:
             self._ws.event.on_set = None
             self._stop(DISCONNECT)
+
+    def _fail(self) -> None:
+        """End the generation, send an error message, close with 1011 (internal error)."""
+        if self._running is not None:
+            job, cancellation = self._running
+            cancellation.cancel(FAILED)
+            # Not killed: it finishes the frame it may be writing and its closing message
+            # (each write bounded by the write timeout), so nothing follows the close frame.
+            job.join()
+        with suppress(OSError, ConnectionClosed):
+            self.socket.send(error_frame("the server failed to handle a message"))
+            self._ws.close(INTERNAL_ERROR, "internal error")
+        # The exception unwound simple-websocket's reader loop past its own close().
+        self.socket.close()
 
     def _drain(self) -> None:
         # Called by the reader loop whenever it queued a message or the connection ended.

@@ -43,6 +43,12 @@ def start_server() -> Iterator[Callable[..., LiveServer]]:
 
 
 @pytest.fixture(scope="session")
+def failing_server(start_server) -> LiveServer:
+    """The real app plus routes that fail on purpose (tests/failing_app.py)."""
+    return start_server(app="tests.failing_app:app")
+
+
+@pytest.fixture(scope="session")
 def server(start_server) -> LiveServer:
     """The server most integration tests share: defaults, one worker, short heartbeat."""
     return start_server(env={"HEARTBEAT_SECONDS": "1"})

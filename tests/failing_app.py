@@ -1,14 +1,19 @@
-"""The real app plus one route whose source fails after two tokens, for the failure tests."""
+"""The real app plus routes that fail, for the failure tests: a stream whose source fails after
+two tokens, and a WebSocket whose message handler raises."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import request
+from flask_sock import Sock
 
 from app import create_app
 from blueprints.common import stream_response
 from generation.events import Start, Token
 from generation.formats import NDJSONFormat, SSEFormat, TextFormat
 from streaming.sources import PacedSource
+from streaming.ws_session import Session
 
 
 def _fails_after_two_tokens():
@@ -26,3 +31,13 @@ def failing():
     formats = {"sse": SSEFormat(3000), "ndjson": NDJSONFormat(), "text": TextFormat()}
     name = request.args["format"]
     return stream_response(PacedSource(_fails_after_two_tokens()), formats[name], name)
+
+
+def _handler_bug(body: dict) -> Any:
+    raise KeyError("internal detail that must not reach the client")
+
+
+@Sock(app).route("/test/ws/failing")
+def ws_failing(ws: Any) -> None:
+    Session(ws, {"crash": _handler_bug}, metrics=app.extensions["metrics"],
+            write_timeout=5).serve()

@@ -247,8 +247,8 @@ def test_a_fast_stream_does_not_stall_a_paced_one(server):
 
 
 @pytest.mark.parametrize("fmt", ["sse", "ndjson"])
-def test_failure_after_start_is_reported_in_band(start_server, fmt):
-    failing = _failing_server(start_server)
+def test_failure_after_start_is_reported_in_band(failing_server, fmt):
+    failing = failing_server
     body = requests.get(f"{failing.url}/test/failing?format={fmt}", timeout=5).text
     assert "internal detail" not in body
     # A failed stream releases what it held, as a finished one does.
@@ -264,19 +264,10 @@ def test_failure_after_start_is_reported_in_band(start_server, fmt):
         assert last["error"]["type"] == "stream_error"
 
 
-def test_failure_in_plain_text_cuts_the_connection(start_server):
-    failing = _failing_server(start_server)
+def test_failure_in_plain_text_cuts_the_connection(failing_server):
+    failing = failing_server
     with pytest.raises(requests.exceptions.ChunkedEncodingError):
         requests.get(f"{failing.url}/test/failing?format=text", timeout=5).content  # noqa: B018
-
-
-_failing = {}
-
-
-def _failing_server(start_server):
-    if "server" not in _failing:
-        _failing["server"] = start_server(app="tests.failing_app:app")
-    return _failing["server"]
 
 
 def test_stream_is_not_slowed_by_a_reader_that_is_slow(server):

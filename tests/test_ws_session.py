@@ -35,8 +35,12 @@ class Broken:
         return b""
 
 
+def handler_bug(body: dict):
+    raise KeyError("internal detail")
+
+
 STARTS = {"prompt": lambda body: ChatGeneration(parse_generation(body)),
-          "boom": lambda body: Broken()}
+          "boom": lambda body: Broken(), "crash": handler_bug}
 
 
 class Peer:
@@ -144,6 +148,38 @@ def test_a_failing_generation_says_so_and_the_connection_stays_usable(connection
     peer.send(type="prompt", prompt="after", tokens=1, delay_ms=0)
     assert peer.until_end()[-1]["finish_reason"] == "stop"
     assert ("ws", False) in metrics.ends
+
+
+HANDLER_FAILED = {"type": "error", "message": "the server failed to handle a message"}
+
+
+def assert_closed_with_1011(peer) -> None:
+    opcode, payload = peer.frame()
+    assert (opcode, payload[0]) == (Opcode.CLOSE, 1011)
+
+
+def test_a_handler_that_raises_gets_an_error_message_and_a_1011_close(connection):
+    peer, _, serving, _ = connection
+    peer.send(type="crash")
+    assert peer.message() == HANDLER_FAILED
+    assert_closed_with_1011(peer)
+    peer.sock.close()
+    serving.join(timeout=5)
+    assert serving.dead and serving.successful()
+
+
+def test_a_handler_that_raises_mid_generation_ends_it_before_the_close(connection):
+    peer, session, serving, metrics = connection
+    peer.send(type="prompt", prompt="running", tokens=100, delay_ms=1000)
+    assert peer.message()["type"] == "start"
+    peer.send(type="crash")
+    assert peer.message() == {"type": "end", "finish_reason": "cancelled", "tokens": 0}
+    assert peer.message() == HANDLER_FAILED
+    assert_closed_with_1011(peer)
+    peer.sock.close()
+    serving.join(timeout=5)
+    assert session._running is None
+    assert metrics.ends == [("ws", False)]  # the server's failure, not the client leaving
 
 
 # --- messages -----------------------------------------------------------------------------
