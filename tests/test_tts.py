@@ -41,6 +41,14 @@ def test_the_same_character_always_sounds_the_same_and_others_differ():
     assert b"".join(tts.pcm_frames("aba")) == tts.tone("a") + tts.tone("b") + tts.tone("a")
 
 
+def test_a_tone_depends_on_the_pitch_class_only():
+    # Rendered once per class, so distinct CJK characters cost nothing more than repeated ones.
+    first = chr(0x4E00)
+    assert tts.tone(first) == tts.tone(chr(0x4E00 + tts.PITCHES))
+    assert len({tts.tone(chr(0x4E00 + i)) for i in range(100)}) == tts.PITCHES
+    assert next(tts.pcm_frames(first)) is next(tts.pcm_frames(chr(0x4E00 + tts.PITCHES)))
+
+
 def test_whitespace_is_silence():
     assert set(samples(tts.tone(" "))) == {0}
 
