@@ -1,13 +1,16 @@
 """The OpenAI-compatible pass-through proxy: any method under `/v1/` to UPSTREAM_BASE_URL.
 
-The view checks the client's key and body, sends upstream while watching the client socket
-(`Upstream.send`), then streams the upstream body as it arrives (`llm/relay.py`). Its own
+The view checks the client's key and the body's size, sends upstream while watching the client
+socket (`Upstream.send`), then streams the upstream body as it arrives (`llm/relay.py`). Its own
 errors are in OpenAI's shape; the upstream's errors are relayed as they are.
+
+The body is not parsed: whether it is valid JSON is the upstream's to say, as OpenAI does with
+a 400 in the same error shape. Parsing up to PROXY_MAX_BODY (10 MiB) here would hold the event
+loop for every stream of the worker (json.loads is one C call: a thread pool would not let the
+loop run either), only to word the same 400 ourselves.
 """
 
 from __future__ import annotations
-
-import json
 
 from flask import Blueprint, Response, current_app, request
 from werkzeug.datastructures import Headers
@@ -45,7 +48,7 @@ def relay(path: str):
 
 
 def _body() -> bytes:
-    """The request body, at most PROXY_MAX_BODY bytes; JSON where its type says JSON."""
+    """The request body, at most PROXY_MAX_BODY bytes, as the client sent it."""
     limit = current_app.config["PROXY_MAX_BODY"]
     # werkzeug stops reading a body without a length (chunked) at the maximum and returns it
     # cut short; one byte more tells a body of exactly `limit` bytes from a longer one.
@@ -57,14 +60,6 @@ def _body() -> bytes:
     if body is None or len(body) > limit:
         raise OpenAIError(413, f"the request body is larger than {limit} bytes",
                           code="request_too_large")
-    # A body with no type is taken for JSON: OpenAI's other bodies (uploads) declare theirs.
-    mimetype = request.mimetype
-    if body and (not mimetype or mimetype == "application/json" or mimetype.endswith("+json")):
-        try:
-            json.loads(body)
-        except ValueError:
-            raise OpenAIError(400, "We could not parse the JSON body of your request.",
-                              code="invalid_json") from None
     return body
 
 
