@@ -8,7 +8,7 @@ import pytest
 
 from app import create_app
 from tests.fakes import RecordingMetrics
-from tests.live_server import LiveServer
+from tests.live_server import MAX_BLOCKING_SECONDS, LiveServer
 
 
 @pytest.fixture
@@ -37,9 +37,28 @@ def start_server() -> Iterator[Callable[..., LiveServer]]:
         servers.append(server)
         return server.wait_ready()
 
+    start.servers = servers  # for loop_never_blocked
     yield start
+    reports = [report for server in servers for report in server.blocking_reports()]
     for server in servers:
         server.stop()
+    _fail_if_blocked(reports)
+
+
+@pytest.fixture(autouse=True)
+def loop_never_blocked(request) -> Iterator[None]:
+    """Fails a test during which a test server's greenlet held the event loop too long."""
+    yield
+    if "start_server" in request.fixturenames:
+        servers = request.getfixturevalue("start_server").servers
+        _fail_if_blocked([report for server in servers for report in server.blocking_reports()])
+
+
+def _fail_if_blocked(reports: list[str]) -> None:
+    if reports:
+        pytest.fail(f"a greenlet held a test server's event loop for more than "
+                    f"{MAX_BLOCKING_SECONDS * 1000:.0f} ms (gevent's report):\n\n"
+                    + "\n\n".join(reports), pytrace=False)
 
 
 @pytest.fixture(scope="session")

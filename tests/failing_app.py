@@ -1,8 +1,9 @@
 """The real app plus routes that fail, for the failure tests: a stream whose source fails after
-two tokens, and a WebSocket whose message handler raises."""
+two tokens, a WebSocket whose message handler raises, and a view that holds the event loop."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import request
@@ -41,3 +42,12 @@ def _handler_bug(body: dict) -> Any:
 def ws_failing(ws: Any) -> None:
     Session(ws, {"crash": _handler_bug}, metrics=app.extensions["metrics"],
             write_timeout=5).serve()
+
+
+@app.get("/test/hold-the-loop")
+def hold_the_loop():
+    """Runs for `ms` milliseconds without yielding: what the blocking monitor must report."""
+    until = time.perf_counter() + int(request.args["ms"]) / 1000
+    while time.perf_counter() < until:
+        pass
+    return "held"
