@@ -418,6 +418,16 @@ def test_tts_streams_the_documented_number_of_bytes(server):
     assert {len(frame) for _, frame in frames} == {640}  # 20 ms at 16 kHz, 16-bit mono
 
 
+def test_tts_of_distinct_cjk_characters_never_holds_the_loop(server):
+    # Tones used to be cached per character: each new one was rendered in the serving
+    # greenlet, and a non-realtime batch held the loop for tens of ms (loop_never_blocked
+    # fails the test on gevent's report).
+    text = "".join(chr(0x4E00 + i) for i in range(1000))
+    with connect(server, "/ws/tts") as ws:
+        frames, end = speak(ws, text, realtime=False)
+    assert end["bytes"] == len(text) * 1920 == sum(len(frame) for _, frame in frames)
+
+
 def test_tts_realtime_frames_arrive_spread_over_the_duration(server):
     text = "x" * 25  # 1.5 s of audio
     with connect(server, "/ws/tts") as ws:
