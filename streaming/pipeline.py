@@ -17,7 +17,7 @@ from typing import Protocol
 from .cancellation import Cancellation
 from .disconnect import DISCONNECT, cancel_on_disconnect
 from .failure import Failure
-from .metrics import StreamMetrics, counted_stream
+from .metrics import EventTally, StreamMetrics, counted_stream
 from .sources import IDLE
 
 log = logging.getLogger(__name__)
@@ -104,30 +104,35 @@ class EventStream:
         with counted_stream(self._metrics, self.transport, self.cancellation) as tally:
             watcher = cancel_on_disconnect(self._socket, self.cancellation)
             try:
-                # gunicorn sends the headers with the first write, even an empty one: this one
-                # goes out before the source can block, so the client sees the response start.
-                yield self.fmt.preamble()
-                for batch in self.source.batches(self._heartbeat, self.cancellation):
-                    if self.cancellation.cancelled:
-                        break
-                    if batch is IDLE:
-                        yield self.fmt.heartbeat
-                        continue
-                    chunk = self.fmt.chunk(batch)
-                    tally.add(len(batch))
-                    if chunk:  # a batch of only start/end events is empty in plain text
-                        yield chunk
+                yield from self._writes(tally)
             except GeneratorExit:
-                # gunicorn closes the body when a write failed: the client is gone.
+                # gunicorn closes the body when a write failed: the client is gone, whether
+                # that write carried events or the error record.
                 self.cancellation.cancel(DISCONNECT)
                 raise
-            except Exception as exc:
-                log.exception("stream failed after it started")
-                yield from self._report_failure(exc)
             finally:
                 if watcher is not None:
                     watcher.stop()
                 self.cancellation.cancel("finished")
+
+    def _writes(self, tally: EventTally) -> Iterator[bytes]:
+        try:
+            # gunicorn sends the headers with the first write, even an empty one: this one
+            # goes out before the source can block, so the client sees the response start.
+            yield self.fmt.preamble()
+            for batch in self.source.batches(self._heartbeat, self.cancellation):
+                if self.cancellation.cancelled:
+                    break
+                if batch is IDLE:
+                    yield self.fmt.heartbeat
+                    continue
+                chunk = self.fmt.chunk(batch)
+                tally.add(len(batch))
+                if chunk:  # a batch of only start/end events is empty in plain text
+                    yield chunk
+        except Exception as exc:
+            log.exception("stream failed after it started")
+            yield from self._report_failure(exc)
 
     def _report_failure(self, exc: Exception) -> Iterator[bytes]:
         failure = (getattr(exc, "failure", None) or getattr(exc.__cause__, "failure", None)
@@ -135,6 +140,10 @@ class EventStream:
         record = self.fmt.failure(failure)
         if record is not None:
             yield record
-            return
-        if self._socket is not None:
-            self._socket.shutdown(socket.SHUT_RDWR)
+        elif self._socket is not None:
+            # No room for a record: cut the connection before the final chunk, so the client
+            # sees an incomplete body rather than a clean end.
+            try:
+                self._socket.shutdown(socket.SHUT_RDWR)
+            except OSError:  # not connected any more: the client left first
+                self.cancellation.cancel(DISCONNECT)

@@ -1,5 +1,8 @@
 """EventStream driven the way gunicorn drives a WSGI body: iterate, then close()."""
 
+import errno
+import socket
+
 import gevent
 import pytest
 
@@ -88,6 +91,44 @@ def test_a_failing_source_ends_with_the_error_record():
                          b'"message":"the stream failed before it could finish"}\n\n')
     assert b"kept" in body
     assert b"secret" not in body
+
+
+def _fails_after_one_token():
+    yield 0.0, Token(0, "kept")
+    raise RuntimeError("internal detail")
+
+
+def test_a_client_leaving_while_the_error_record_is_written_counts_a_disconnect(stream_metrics):
+    stream = _stream(PacedSource(_fails_after_one_token()), metrics=stream_metrics)
+    body = iter(stream)
+    assert next(body) == b""
+    assert b"kept" in next(body)
+    assert next(body).startswith(b"event: error")  # gunicorn's write of it fails...
+    stream.close()  # ...and it closes the body
+    assert stream_metrics.ends == [("sse", True)]
+
+
+class GoneClientSocket:
+    """gunicorn's client socket after the peer left: shutdown() raises ENOTCONN."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def shutdown(self, how: int) -> None:
+        raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
+
+
+def test_cutting_the_connection_of_a_client_that_left_counts_a_disconnect(stream_metrics):
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        stream = EventStream(PacedSource(_fails_after_one_token()), TextFormat(),
+                             environ={"gunicorn.socket": GoneClientSocket(ours)},
+                             heartbeat=15.0, transport="text", metrics=stream_metrics)
+        assert b"".join(stream) == b"kept"  # and no OSError out of the body
+    assert stream_metrics.ends == [("text", True)]
 
 
 def test_heartbeat_must_be_positive():
