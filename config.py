@@ -51,7 +51,6 @@ def _csv(key: str, raw: str) -> tuple[str, ...]:
 APP_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "HEARTBEAT_SECONDS": (_seconds, "15"),
     "SSE_RETRY_MS": (_int(0), "3000"),
-    "STREAM_QUEUE_SIZE": (_int(1), "64"),
     "WS_PING_SECONDS": (_seconds, "25"),
     "ALLOWED_ORIGINS": (_csv, ""),
     "UPSTREAM_BASE_URL": (_text, ""),

@@ -103,7 +103,9 @@ class ProducerSource:
 
     `produce(emit)` runs in its own greenlet and calls `emit(item)` for each item; `emit` blocks
     while the queue is full. The greenlet is killed when the stream ends or is cancelled, so a
-    producer must release what it holds in `finally`.
+    producer must release what it holds in `finally`. The bound is the producer's to choose, in
+    its own unit: the proxy's relay holds 8 pieces of up to 16 KiB (`llm/relay.py`); small
+    events can afford more.
     """
 
     def __init__(self, produce: Callable[[Callable[[Any], None]], None],
