@@ -15,6 +15,7 @@ from blueprints.common import ApiError
 from llm.upstream import Upstream
 from streaming.metrics import Metrics
 from streaming.validation import InvalidParameter
+from streaming.websocket import server_options
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(config.load())
     if test_config:
         app.config.from_mapping(test_config)
+    # flask-sock builds every WebSocket server with these: the inline reader ws_session needs.
+    app.config.setdefault("SOCK_SERVER_OPTIONS", server_options(app.config["WS_PING_SECONDS"]))
     metrics = app.extensions["metrics"] = Metrics()
     app.extensions["upstream"] = _upstream(app.config, metrics)
     _register_errors(app)
