@@ -184,10 +184,6 @@ class Session:
         with counted_stream(self._metrics, self._transport, cancellation) as tally:
             try:
                 for batch in PacedSource(generation.items()).batches(None, cancellation):
-                    # PacedSource only looks at the cancellation when it waits; items that are
-                    # already due (delay_ms=0) would keep coming.
-                    if cancellation.cancelled:
-                        break
                     self.socket.send(generation.frames(batch))
                     tally.add(len(batch))
                 if cancellation.reason != DISCONNECT:
