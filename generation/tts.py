@@ -52,11 +52,6 @@ def parse_speech(values: Mapping[str, Any]) -> SpeechParams:
     return SpeechParams(text, realtime)
 
 
-def duration(text: str) -> float:
-    """Seconds of audio for `text`."""
-    return len(text) * CHAR_MS / 1000
-
-
 def _render(pitch: int) -> bytes:
     """CHAR_SAMPLES samples of the tone `pitch` semitones above 220 Hz, little-endian."""
     step = 2 * math.pi * 220.0 * 2 ** (pitch / 12) / SAMPLE_RATE
