@@ -20,7 +20,7 @@ bench: $(VENV)/.dev bench/build/loadgen
 
 bench/build/loadgen: bench/loadgen.c
 	mkdir -p bench/build
-	gcc -O2 -Wall -o $@ $< -lm
+	gcc -O2 -Wall -o $@ $<
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
