@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import request
 from flask_sock import Sock
+from gevent.monkey import get_original
 
 from app import create_app
 from blueprints.common import stream_response
@@ -46,8 +47,13 @@ def ws_failing(ws: Any) -> None:
 
 @app.get("/test/hold-the-loop")
 def hold_the_loop():
-    """Runs for `ms` milliseconds without yielding: what the blocking monitor must report."""
-    until = time.perf_counter() + int(request.args["ms"]) / 1000
-    while time.perf_counter() < until:
-        pass
+    """Holds the loop for `ms` milliseconds, busy or (`how=sleep`) in a blocking call: what
+    the blocking monitor must report."""
+    seconds = int(request.args["ms"]) / 1000
+    if request.args.get("how") == "sleep":
+        get_original("time", "sleep")(seconds)  # the unpatched, blocking sleep
+    else:  # CPU time, not wall time: on a busy machine the worker may wait for a CPU
+        until = time.thread_time() + seconds
+        while time.thread_time() < until:
+            pass
     return "held"

@@ -28,6 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 MAX_BLOCKING_SECONDS = 0.02
 """The longest a test server's greenlet may hold the event loop before gevent reports it."""
 
+MONITORED_CONFIG = "tests/gunicorn_monitored.conf.py"
+"""gunicorn.conf.py plus the CPU check of blocking reports (tests/blocking_monitor.py)."""
+
 _REPORT_START = "=" * 80  # gevent/_tracer.py, did_block_hub_report
 _BLOCKED = "appears to be blocked"
 
@@ -52,6 +55,8 @@ class LiveServer:
         descriptor, name = tempfile.mkstemp(prefix="gunicorn-", suffix=".log")
         self._log_path = Path(name)
         self._log_checked = 0  # bytes of the log blocking_reports() has looked at
+        if max_blocking is not None and config == "gunicorn.conf.py":
+            config = MONITORED_CONFIG
         full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port),
                     "GRACEFUL_TIMEOUT": "2", **_monitor_env(max_blocking),
                     **(env or {})}
@@ -96,7 +101,7 @@ class LiveServer:
         for chunk in text.split(_REPORT_START):
             if _BLOCKED in chunk:
                 report = chunk.split("\nInfo:")[0].strip()
-                reports.setdefault(report.split(" : ", 1)[-1], report)
+                reports.setdefault(report.partition("Blocked Stack")[2], report)
         return list(reports.values())
 
     def _unchecked_log(self) -> str:
@@ -156,4 +161,5 @@ def _monitor_env(max_blocking: float | None) -> dict[str, str]:
     warnings = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"),
                                       "ignore:Unable to monitor memory usage"]))
     return {"GEVENT_MONITOR_THREAD_ENABLE": "true", "GEVENT_MAX_BLOCKING_TIME": str(max_blocking),
-            "PYTHONWARNINGS": warnings}
+            # tests/blocking_monitor.py prints the reports that survive its CPU check.
+            "GEVENT_MONITOR_PRINT_BLOCKING_REPORTS": "false", "PYTHONWARNINGS": warnings}
