@@ -32,7 +32,8 @@ class StarvationFilteredReports:
 
     def __init__(self, max_blocking: float) -> None:
         self._max_blocking = max_blocking
-        self._schedstat: Path | None = None
+        self._started = False
+        self._schedstat = Path()
         self._sample = (0.0, 0.0)  # (wall clock, seconds waited for a CPU) at the last check
         self._held = 0.0  # the current hold's own time so far
         self._blocked_this_check = False
@@ -44,10 +45,11 @@ class StarvationFilteredReports:
 
             # Sent from the hub's own thread, so this is the loop's thread.
             self._schedstat = Path(f"/proc/self/task/{threading.get_native_id()}/schedstat")
+            self._started = True
             self._sample = self._read()
             # Added after gevent's own check, so it runs right after it every period.
             event.monitor.add_monitoring_function(self._after_check, self._max_blocking)
-        elif isinstance(event, EventLoopBlocked) and self._schedstat is not None:
+        elif isinstance(event, EventLoopBlocked) and self._started:
             self._blocked_this_check = True
             if _in_socket_call(event.hub):
                 return
@@ -67,9 +69,12 @@ class StarvationFilteredReports:
         self._sample = self._read()
 
     def _read(self) -> tuple[float, float]:
-        assert self._schedstat is not None
         # schedstat: nanoseconds on a CPU, nanoseconds runnable but waiting for one, slices.
-        waited_ns = int(self._schedstat.read_text().split()[1])
+        # A kernel without it (no CONFIG_SCHED_INFO) leaves gevent's wall-clock measure.
+        try:
+            waited_ns = int(self._schedstat.read_text().split()[1])
+        except OSError:
+            waited_ns = 0
         return time.monotonic(), waited_ns / 1e9
 
 

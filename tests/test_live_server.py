@@ -36,7 +36,7 @@ class Scripted(StarvationFilteredReports):
     def __init__(self, samples: list[tuple[float, float]]) -> None:
         super().__init__(0.02)
         self._samples = iter(samples)
-        self._schedstat = True  # as if started
+        self._started = True
         self._sample = next(self._samples)
 
     def _read(self) -> tuple[float, float]:
