@@ -8,6 +8,7 @@ import pytest
 
 from app import create_app
 from tests.live_server import LiveServer
+from tests.tls import Certificate, self_signed
 
 
 @pytest.fixture
@@ -39,3 +40,9 @@ def start_server() -> Iterator[Callable[..., LiveServer]]:
 def server(start_server) -> LiveServer:
     """The server most integration tests share: defaults, one worker, short heartbeat."""
     return start_server(env={"HEARTBEAT_SECONDS": "1"})
+
+
+@pytest.fixture(scope="session")
+def tls_certificate(tmp_path_factory) -> Certificate:
+    """A self-signed certificate for 127.0.0.1, for the HTTP/2 and nginx tests."""
+    return self_signed(tmp_path_factory.mktemp("tls"))
