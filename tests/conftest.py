@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from app import create_app
 from tests.live_server import LiveServer
+from tests.nginx_front import NginxFront
 from tests.tls import Certificate, self_signed
 
 
@@ -21,19 +23,24 @@ def client(app):
     return app.test_client()
 
 
+def _started_until_the_end(make: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
+    """A factory that starts what `make` builds, waits until it is ready, stops it at the end."""
+    started = []
+
+    def start(*args, **kwargs):
+        process = make(*args, **kwargs)
+        started.append(process)  # before waiting, so one that never gets ready is stopped too
+        return process.wait_ready()
+
+    yield start
+    for process in started:
+        process.stop()
+
+
 @pytest.fixture(scope="session")
 def start_server() -> Iterator[Callable[..., LiveServer]]:
     """A factory: `start_server(env={...})` starts a real server, stopped after the session."""
-    servers: list[LiveServer] = []
-
-    def start(**kwargs) -> LiveServer:
-        server = LiveServer(**kwargs)
-        servers.append(server)
-        return server.wait_ready()
-
-    yield start
-    for server in servers:
-        server.stop()
+    yield from _started_until_the_end(LiveServer)
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +53,16 @@ def server(start_server) -> LiveServer:
 def tls_certificate(tmp_path_factory) -> Certificate:
     """A self-signed certificate for 127.0.0.1, for the HTTP/2 and nginx tests."""
     return self_signed(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def start_nginx(tls_certificate, tmp_path_factory) -> Iterator[Callable[..., NginxFront]]:
+    """A factory: `start_nginx(port, ...)` runs deploy/nginx.conf in front of those ports."""
+    yield from _started_until_the_end(lambda *upstream_ports: NginxFront(
+        upstream_ports, tls_certificate, tmp_path_factory.mktemp("nginx")))
+
+
+@pytest.fixture(scope="session")
+def nginx(start_nginx, server) -> NginxFront:
+    """nginx in front of the shared server."""
+    return start_nginx(server.port)

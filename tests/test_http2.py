@@ -25,7 +25,9 @@ client delay can fake.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +35,7 @@ from typing import Any
 import httpx
 
 from streaming.sse import ParsedEvent, SSEParser
+from tests.clients import wait_until
 from tests.tls import Certificate
 
 TOKENS, DELAY_MS = 20, 50
@@ -110,3 +113,24 @@ def test_gunicorn_h2_serves_the_streams_of_a_connection_one_at_a_time(start_serv
     starts = sorted(stream.headers_at for stream in streams)
     for k, started in enumerate(starts):
         assert started >= k * seconds, starts
+
+
+def test_twenty_sse_streams_share_one_http2_connection_through_nginx(nginx):
+    marker = uuid.uuid4().hex
+    streams, _ = open_together(nginx.url + chat_path() + f"&{marker}", 20, nginx.certificate)
+
+    for stream in streams:
+        assert stream.http_version == "HTTP/2"
+        assert stream.is_complete(TOKENS)
+        tokens = stream.token_times()
+        # Incremental: the first token long before the last (a buffered body arrives at once).
+        assert tokens[-1] - tokens[0] >= STREAM_SECONDS / 2
+    # At once: every stream had its first token before any stream ended.
+    assert max(s.token_times()[0] for s in streams) < min(s.chunks[-1][0] for s in streams)
+    # One connection at the server the client talks to: nginx numbers its connections.
+    def lines() -> list[str]:
+        return [line for line in nginx.access_log() if marker in line]
+
+    wait_until(lambda: len(lines()) == 20, timeout=5)  # each is written as its stream ends
+    assert all('HTTP/2.0" 200' in line for line in lines())
+    assert len({re.search(r"conn=(\d+)", line).group(1) for line in lines()}) == 1
