@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import runpy
 import time
 import uuid
 
@@ -55,9 +56,7 @@ def test_read_timeouts_outlast_the_heartbeat_ping_and_upstream_timeout():
 
 
 def test_upstream_keepalive_ends_before_gunicorns():
-    settings = {}
-    exec(compile((CONFIG.parent.parent / "gunicorn.conf.py").read_text(), "gunicorn.conf.py",
-                 "exec"), settings)
+    settings = runpy.run_path(str(CONFIG.parent.parent / "gunicorn.conf.py"))
     assert _seconds("keepalive_timeout")[0] < settings["keepalive"]
 
 
