@@ -208,6 +208,7 @@ def test_an_unreachable_app_is_a_json_502(start_nginx, tls_certificate):
         response = client.get("/sse/chat?prompt=x")
     assert response.status_code == 502
     assert response.headers["content-type"] == "application/json"
+    assert response.json()["error"]["type"] == "bad_gateway"
     assert set(response.json()["error"]) == {"type", "message"}
 
 
