@@ -13,6 +13,7 @@ import config
 from blueprints import chat, mock_openai, ops, pages, proxy, ws
 from blueprints.common import ApiError
 from llm.upstream import Upstream
+from streaming.forwarded import TrustedProxies
 from streaming.metrics import Metrics
 from streaming.validation import InvalidParameter
 from streaming.websocket import server_options
@@ -24,8 +25,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app from the environment's settings, overridden by `test_config`."""
     app = Flask(__name__)
     app.config.from_mapping(config.load())
+    app.config["FORWARDED_ALLOW_IPS"] = config.server_settings()["FORWARDED_ALLOW_IPS"]
     if test_config:
         app.config.from_mapping(test_config)
+    # gunicorn never sets REMOTE_ADDR from X-Forwarded-For: the client behind nginx is found here.
+    app.wsgi_app = TrustedProxies(app.wsgi_app, app.config["FORWARDED_ALLOW_IPS"])
     # flask-sock builds every WebSocket server with these: the inline reader ws_session needs.
     app.config.setdefault("SOCK_SERVER_OPTIONS", server_options(app.config["WS_PING_SECONDS"]))
     metrics = app.extensions["metrics"] = Metrics()

@@ -7,6 +7,7 @@ master can read it before any worker is forked and monkey-patched.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -47,6 +48,18 @@ def _csv(key: str, raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+def _networks(key: str, raw: str) -> tuple[str, ...]:
+    entries = _csv(key, raw)
+    for entry in entries:
+        try:
+            if entry != "*":
+                ipaddress.ip_network(entry)  # strict, as gunicorn checks it: no host bits
+        except ValueError:
+            raise ConfigError(f"{key} must list IP addresses or networks, or *, "
+                              f"got {raw!r}") from None
+    return entries
+
+
 # name: (parser, default as the environment would spell it)
 APP_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "HEARTBEAT_SECONDS": (_seconds, "15"),
@@ -69,6 +82,8 @@ SERVER_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "WORKER_CONNECTIONS": (_int(1), "20000"),
     "GRACEFUL_TIMEOUT": (_int(1), "10"),
     "LOG_LEVEL": (_text, "info"),
+    # Peers whose X-Forwarded-For/-Proto are believed: the reverse proxy only (gunicorn's default).
+    "FORWARDED_ALLOW_IPS": (_networks, "127.0.0.1,::1"),
 }
 
 

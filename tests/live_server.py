@@ -23,6 +23,8 @@ from pathlib import Path
 
 import requests
 
+from tests.tls import Certificate
+
 ROOT = Path(__file__).resolve().parent.parent
 
 MAX_BLOCKING_SECONDS = 0.02
@@ -47,11 +49,16 @@ class LiveServer:
     def __init__(self, app: str = "wsgi:app", env: dict[str, str] | None = None,
                  args: tuple[str, ...] = (), config: str | None = "gunicorn.conf.py",
                  ready_path: str = "/healthz",
-                 max_blocking: float | None = MAX_BLOCKING_SECONDS) -> None:
+                 max_blocking: float | None = MAX_BLOCKING_SECONDS,
+                 tls: Certificate | None = None) -> None:
         """`max_blocking`: seconds for gevent's blocking monitor, None to run without it (the
         benchmarks: its tracer hooks every greenlet switch)."""
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        # Served over TLS with `tls`; the readiness check trusts that certificate alone.
+        self._verify: str | bool = str(tls.cert) if tls else True
+        if tls:
+            args = (*args, "--certfile", str(tls.cert), "--keyfile", str(tls.key))
         descriptor, name = tempfile.mkstemp(prefix="gunicorn-", suffix=".log")
         self._log_path = Path(name)
         self._log_checked = 0  # bytes of the log blocking_reports() has looked at
@@ -77,7 +84,8 @@ class LiveServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
             try:
-                if requests.get(self.url + self.ready_path, timeout=1).status_code < 500:
+                if requests.get(self.url + self.ready_path, timeout=1,
+                                verify=self._verify).status_code < 500:
                     return self
             except requests.RequestException:
                 pass
