@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import NotFound
 
-from logtail.events import LogFormat
 from logtail.source import LogTailSource, parse_offset, parse_tail
 from logtail.tails import LogTails
+from streaming.encoded import EncodedSSEFormat
 
 from .common import stream_response
 
@@ -36,4 +36,4 @@ def sse_log(name: str):
         # one, or from a path that matches no route.
         raise NotFound()
     source = LogTailSource(tails, name, tail=tail, resume=resume, since=size)
-    return stream_response(source, LogFormat(current_app.config["SSE_RETRY_MS"]), "sse")
+    return stream_response(source, EncodedSSEFormat(current_app.config["SSE_RETRY_MS"]), "sse")

@@ -9,9 +9,10 @@ has none and the connection must be cut), `heartbeat` (bytes, or None for no hea
 
 from __future__ import annotations
 
+from streaming.encoded import EncodedSSEFormat
 from streaming.encoding import compact_json
 from streaming.failure import Failure
-from streaming.sse import HEARTBEAT, ServerSentEvent, data_field
+from streaming.sse import ServerSentEvent, data_field
 
 from .events import End, GenerationEvent, Start, Token
 
@@ -47,21 +48,16 @@ class _TextRecords:
         return self.encode(failure).encode()
 
 
-class SSEFormat(_TextRecords):
+class SSEFormat(EncodedSSEFormat):
     """`text/event-stream`: tokens as default-type events whose id is the token index.
 
     The default event type lets `EventSource.onmessage` receive tokens; the id is what a
-    reconnecting EventSource sends back as Last-Event-ID.
+    reconnecting EventSource sends back as Last-Event-ID. The preamble (`retry:`), heartbeat
+    and failure event are the core's; only the items are encoded here.
     """
 
-    media_type = "text/event-stream"
-    heartbeat: bytes | None = HEARTBEAT
-
-    def __init__(self, retry_ms: int) -> None:
-        self._preamble = ServerSentEvent(retry=retry_ms).encode()
-
-    def preamble(self) -> bytes:
-        return self._preamble
+    def chunk(self, batch: list) -> bytes:
+        return "".join(map(self.encode, batch)).encode()
 
     def encode(self, item: GenerationEvent) -> str:
         if type(item) is Token:

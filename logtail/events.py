@@ -8,15 +8,18 @@
 - `event: reset` (`{"reason": "truncated" | "rotated" | "offset_past_end"}`, `id: 0`): what
   follows starts again at offset 0 of the file now under that name. The id moves a client's
   Last-Event-ID back to 0 too, so a reconnect right after a reset resumes in the new file.
-- `event: error` (`{"type", "message"}`) ends the stream; `overflow` means the viewer fell
-  too far behind and may resume from its Last-Event-ID.
+- `event: error` (`{"type", "message"}`, `streaming/encoded.py`) ends the stream; `overflow`
+  means the viewer fell too far behind and may resume from its Last-Event-ID.
+
+The stream's format is the core's `EncodedSSEFormat`: events are encoded here once, by the
+watcher, and every viewer writes the same bytes.
 """
 
 from __future__ import annotations
 
 from streaming.encoding import compact_json
 from streaming.failure import Failure
-from streaming.sse import HEARTBEAT, ServerSentEvent, data_field
+from streaming.sse import ServerSentEvent, data_field
 
 from .lines import Line
 
@@ -33,27 +36,3 @@ def line_event(line: Line) -> bytes:
 def reset_event(reason: str) -> bytes:
     return ServerSentEvent(data=compact_json({"reason": reason}), event="reset",
                            id="0").encode()
-
-
-def error_event(failure: Failure) -> bytes:
-    return ServerSentEvent(data=compact_json({"type": failure.type, "message": failure.message}),
-                           event="error").encode()
-
-
-class LogFormat:
-    """The pipeline `Format` of a log tail: items are events already encoded."""
-
-    media_type = "text/event-stream"
-    heartbeat: bytes | None = HEARTBEAT
-
-    def __init__(self, retry_ms: int) -> None:
-        self._preamble = ServerSentEvent(retry=retry_ms).encode()
-
-    def preamble(self) -> bytes:
-        return self._preamble
-
-    def chunk(self, batch: list) -> bytes:
-        return b"".join(batch)
-
-    def failure(self, failure: Failure) -> bytes | None:
-        return error_event(failure)

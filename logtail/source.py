@@ -16,11 +16,12 @@ from typing import Any
 from gevent.queue import Empty
 
 from streaming.cancellation import Cancellation
+from streaming.encoded import error_event
 from streaming.failure import Failure
 from streaming.sources import IDLE
 from streaming.validation import InvalidParameter, integer
 
-from .events import OVERFLOW_FAILURE, error_event, line_event, reset_event
+from .events import OVERFLOW_FAILURE, line_event, reset_event
 from .lines import last_boundary, read_lines, tail_start
 from .tails import LogTails
 from .watcher import FAILED, OVERFLOW, Published, Reset, Viewer

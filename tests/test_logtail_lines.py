@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from unittest import mock
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from logtail import lines as lines_module
-from logtail.events import error_event, line_event, reset_event
+from logtail.events import line_event, reset_event
 from logtail.lines import MAX_LINE, last_boundary, read_lines, split_lines, tail_start
-from streaming.failure import Failure
 from streaming.sse import parse
 
 
@@ -130,10 +128,5 @@ def test_control_characters_never_break_the_framing():
     ]
 
 
-@pytest.mark.parametrize(("encoded", "expected"), [
-    (reset_event("rotated"), b'event: reset\nid: 0\ndata: {"reason":"rotated"}\n\n'),
-    (error_event(Failure("overflow", "behind")),
-     b'event: error\ndata: {"type":"overflow","message":"behind"}\n\n'),
-])
-def test_reset_and_error_event_bytes(encoded, expected):
-    assert encoded == expected
+def test_reset_event_bytes():
+    assert reset_event("rotated") == b'event: reset\nid: 0\ndata: {"reason":"rotated"}\n\n'
