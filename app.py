@@ -10,9 +10,11 @@ from flask import Flask
 from werkzeug.exceptions import HTTPException
 
 import config
-from blueprints import chat, mock_openai, ops, pages, proxy, ws
+from blueprints import chat, logs, mock_openai, ops, pages, proxy, ws
 from blueprints.common import ApiError
 from llm.upstream import Upstream
+from logtail.directory import LogDirectory
+from logtail.tails import LogTails
 from streaming.forwarded import TrustedProxies
 from streaming.metrics import Metrics
 from streaming.validation import InvalidParameter
@@ -34,8 +36,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.setdefault("SOCK_SERVER_OPTIONS", server_options(app.config["WS_PING_SECONDS"]))
     metrics = app.extensions["metrics"] = Metrics()
     app.extensions["upstream"] = _upstream(app.config, metrics)
+    app.extensions["logtails"] = LogTails(LogDirectory(app.config["LOG_DIR"]),
+                                          registry=metrics.registry)
     _register_errors(app)
-    for blueprint in (chat.bp, ops.bp, pages.bp, mock_openai.bp, proxy.bp, ws.bp):
+    for blueprint in (chat.bp, ops.bp, pages.bp, mock_openai.bp, proxy.bp, ws.bp, logs.bp):
         app.register_blueprint(blueprint)
     return app
 

@@ -10,7 +10,7 @@ import resource
 import shutil
 import tempfile
 
-from config import server_settings
+from config import load, server_settings
 
 _server = server_settings()
 # tmpfs, for the files written while streams run; None (the system default) where there is none.
@@ -71,6 +71,21 @@ def on_starting(server):
     os.makedirs(directory, exist_ok=True)
     for name in os.listdir(directory):  # values left by an earlier run are not ours
         os.remove(os.path.join(directory, name))
+    _access_log_to_file(os.path.join(load()["LOG_DIR"], "access.log"))
+
+
+def _access_log_to_file(path):
+    # The access log also goes to LOG_DIR/access.log, so /sse/logs has a live file to tail.
+    # Opened here in the master: workers inherit it in append mode, so their lines never
+    # overwrite each other. logging's FileHandler flushes every record, so each line is
+    # written as its request is logged. gunicorn's USR1 reopens it like its own log files,
+    # and its default access_log_format never includes the Authorization header.
+    import logging
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logging.getLogger("gunicorn.access").addHandler(handler)
 
 
 def post_fork(server, worker):

@@ -9,9 +9,10 @@ has none and the connection must be cut), `heartbeat` (bytes, or None for no hea
 
 from __future__ import annotations
 
+from streaming.encoded import EncodedSSEFormat
 from streaming.encoding import compact_json
 from streaming.failure import Failure
-from streaming.sse import HEARTBEAT, ServerSentEvent, data_field
+from streaming.sse import ServerSentEvent, data_field
 
 from .events import End, GenerationEvent, Start, Token
 
@@ -47,38 +48,17 @@ class _TextRecords:
         return self.encode(failure).encode()
 
 
-class SSEFormat(_TextRecords):
+class SSEFormat(EncodedSSEFormat):
     """`text/event-stream`: tokens as default-type events whose id is the token index.
 
     The default event type lets `EventSource.onmessage` receive tokens; the id is what a
-    reconnecting EventSource sends back as Last-Event-ID. `retry` goes in the stream's first
-    event (`start`, or the first token of a resumed stream), never in a block of its own:
-    browsers dispatch nothing for a block without data, but httpx-sse (the MCP SDK's SSE
-    client) yields an empty event for it, a phantom token. Nothing is written before that
-    event; the empty first write of the pipeline sends the headers at once. One per stream.
+    reconnecting EventSource sends back as Last-Event-ID. `retry` rides in the stream's first
+    event (`start`, or the first token of a resumed stream); the heartbeat and failure event
+    are the core's (`streaming/encoded.py`); only the items are encoded here.
     """
 
-    media_type = "text/event-stream"
-    heartbeat: bytes | None = HEARTBEAT
-
-    def __init__(self, retry_ms: int) -> None:
-        if not isinstance(retry_ms, int) or isinstance(retry_ms, bool) or retry_ms < 0:
-            raise ValueError(f"retry_ms must be a non-negative int, got {retry_ms!r}")
-        self._retry: str | None = f"retry: {retry_ms}\n"
-
     def chunk(self, batch: list) -> bytes:
-        return self._first_sets_retry("".join(map(self.encode, batch))).encode()
-
-    def failure(self, failure: Failure) -> bytes | None:
-        return self._first_sets_retry(self.encode(failure)).encode()
-
-    def _first_sets_retry(self, events: str) -> str:
-        # Every record this format writes is a whole event with data, so a field line put in
-        # front of the first one belongs to that event's block.
-        if self._retry is None:
-            return events
-        retry, self._retry = self._retry, None
-        return retry + events
+        return self.first_sets_retry("".join(map(self.encode, batch)).encode())
 
     def encode(self, item: GenerationEvent) -> str:
         if type(item) is Token:
