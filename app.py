@@ -10,11 +10,14 @@ from flask import Flask
 from werkzeug.exceptions import HTTPException
 
 import config
-from blueprints import chat, mock_openai, ops, pages, proxy, ws
+from blueprints import channels, chat, mock_openai, ops, pages, proxy, tasks, ws
 from blueprints.common import ApiError
+from broker import BrokerUnavailable, make_broker
+from channels import Channels
 from llm.upstream import Upstream
 from streaming.metrics import Metrics
 from streaming.validation import InvalidParameter
+from tasks import Tasks
 
 log = logging.getLogger(__name__)
 
@@ -23,14 +26,27 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app from the environment's settings, overridden by `test_config`."""
     app = Flask(__name__)
     app.config.from_mapping(config.load())
+    app.config["WEB_CONCURRENCY"] = config.server_settings()["WEB_CONCURRENCY"]
     if test_config:
         app.config.from_mapping(test_config)
     app.extensions["metrics"] = Metrics()
     Upstream().init_app(app)
+    _init_broker(app)
     _register_errors(app)
-    for blueprint in (chat.bp, ops.bp, pages.bp, mock_openai.bp, proxy.bp, ws.bp):
+    for blueprint in (chat.bp, ops.bp, pages.bp, mock_openai.bp, proxy.bp, ws.bp, channels.bp,
+                      tasks.bp):
         app.register_blueprint(blueprint)
     return app
+
+
+def _init_broker(app: Flask) -> None:
+    """The broker (Redis with REDIS_URL, else in memory) and the features built on it."""
+    settings = app.config
+    broker = make_broker(settings["REDIS_URL"], settings["CHANNEL_HISTORY"],
+                         settings["SUBSCRIBER_QUEUE"])
+    app.extensions["broker"] = broker
+    app.extensions["channels"] = Channels(broker)
+    app.extensions["tasks"] = Tasks(broker, settings["TASK_LEASE_SECONDS"])
 
 
 def _register_errors(app: Flask) -> None:
@@ -43,6 +59,11 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(InvalidParameter)
     def invalid_parameter(error: InvalidParameter):
         return ApiError(400, "invalid_request", error.message, error.param).response()
+
+    @app.errorhandler(BrokerUnavailable)
+    def broker_unavailable(error: BrokerUnavailable):
+        return ApiError(503, "broker_unavailable", "the message broker is unreachable; try again",
+                        headers={"Retry-After": "1"}).response()
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
