@@ -9,6 +9,8 @@ import pytest
 from app import create_app
 from tests.live_server import LiveServer
 
+pytest_plugins = ["tests.redis_server"]  # redis_url, private_redis
+
 
 @pytest.fixture
 def app():
