@@ -4,9 +4,13 @@ The same for both backends; a backend is the `Store` it reads from. How a subscr
 without a gap or a duplicate:
 
 1. it starts following the topic (its mailbox gets every event delivered from now on);
-2. only then does it read the history (or the latest id), so an event delivered before step 1
-   was already stored and is in what step 2 reads;
+2. only then does it read the history after its start (or the latest id), so an event
+   delivered before step 1 was already stored and is in what step 2 reads;
 3. live events it already got from the history are dropped by id (ids only grow per topic).
+
+A new subscriber's start is the newest id when `pin()` ran: a view pins before the response
+starts, so an event published once the client has the headers is never missed, even though the
+stream itself only begins reading after its first write.
 
 A subscription ends after its topic's final event (a finished task), when its mailbox
 overflows (it gets `event: overflow`), or when the broker is unreachable (`event: error`).
@@ -45,9 +49,10 @@ Item = Event | Notice
 class Subscription:
     """The events of `topic` after `last_id` (a Last-Event-ID), then live ones as they come.
 
-    Without `last_id` it starts with what is published next, or, with `from_latest`, with the
-    latest retained event. A `last_id` that is not an id raises InvalidEventId at once; one
-    older than the retained history yields `event: reset` first, then the oldest retained event.
+    Without `last_id` it starts with what is published next (after `pin()`, or after reading
+    began), or, with `from_latest`, with the latest retained event. A `last_id` that is not an
+    id raises InvalidEventId at once; one older than the retained history yields
+    `event: reset` first, then the oldest retained event.
 
     Iterate it (`for event in sub`), poll it (`get(timeout)`), or stream it: it is a pipeline
     source (`batches`). One greenlet reads a subscription; `close()` may come from any.
@@ -61,7 +66,9 @@ class Subscription:
         self.topic = topic
         self._store = store
         self._after: Key | None = parse_id(last_id) if last_id else None
+        self._resuming = self._after is not None  # a client's id: it may be past the history
         self._from_latest = from_latest
+        self._first: list[Item] = []
         self._mailbox = Mailbox(queue_size, overflow_notice(queue_size))
         self._following = False
         self._replaying = False
@@ -99,6 +106,15 @@ class Subscription:
         while (item := self.get()) is not None:
             yield item
 
+    def pin(self) -> None:
+        """Fix now where a subscriber without a last id starts (after the newest event, or at
+        it with `from_latest`), so that it gets everything published after this returns,
+        however late its reading begins: call it before the response's headers go out."""
+        if self._after is None:
+            latest = self._store.latest(self.topic)
+            self._after = latest[-1].key if latest else ZERO
+            self._first = latest if self._from_latest else []
+
     def close(self) -> None:
         """Stop following the topic; safe to call more than once."""
         self._ended = True
@@ -131,14 +147,13 @@ class Subscription:
         """Follow the topic, then find where to start; returns what comes first, if anything."""
         self._following = True
         self._store.follow(self.topic, self._mailbox)
-        if self._after is not None:
-            self._replaying = True
-            if self._store.trimmed_after(self.topic, self._after):
-                return [RESET]
-            return []
-        latest = self._store.latest(self.topic)
-        self._after = latest[-1].key if latest else ZERO
-        return latest if self._from_latest else []
+        if self._after is None:
+            self.pin()
+            return self._first
+        self._replaying = True
+        if self._resuming and self._store.trimmed_after(self.topic, self._after):
+            return [RESET]
+        return self._first
 
     def _live(self, timeout: float | None) -> list[Item] | None:
         while True:

@@ -8,11 +8,12 @@ Celery job, a cron script) the Redis broker of REDIS_URL, so its events reach ev
 from __future__ import annotations
 
 import re
+from contextlib import suppress
 from typing import Any
 
 import flask
 
-from broker import Broker, InvalidEventId, Subscription, environment_broker
+from broker import Broker, BrokerUnavailable, InvalidEventId, Subscription, environment_broker
 from streaming.encoding import compact_json
 from streaming.validation import InvalidParameter
 
@@ -66,12 +67,18 @@ class Channels:
         return self.broker.publish(self.topic(channel), event, text)
 
     def subscribe(self, channel: str, last_id: str | None) -> Subscription:
-        """The channel's events after `last_id` (a Last-Event-ID), then live ones."""
+        """The channel's events after `last_id` (a Last-Event-ID), then live ones; without one,
+        those published from now on."""
         channel_name(channel)
         try:
-            return self.broker.subscribe(self.topic(channel), last_id)
+            subscription = self.broker.subscribe(self.topic(channel), last_id)
         except InvalidEventId as exc:
             raise InvalidParameter("last_event_id", str(exc)) from None
+        # Before the response starts: what is published once its headers arrive reaches it.
+        # If the broker is unreachable the subscription says so in band (`event: error`).
+        with suppress(BrokerUnavailable):
+            subscription.pin()
+        return subscription
 
 
 def current_channels() -> Channels:

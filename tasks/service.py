@@ -118,6 +118,7 @@ class Tasks:
             subscription = self.broker.subscribe(topic(task_id), last_id, from_latest=True)
         except InvalidEventId as exc:
             raise InvalidParameter("last_event_id", str(exc)) from None
+        subscription.pin()  # as channels do: nothing after the response's headers is missed
         return TaskWatch(subscription, self, task_id)
 
 
