@@ -60,8 +60,16 @@ def _authorize() -> None:
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
             raise ApiError(401, "unauthorized", "publishing needs Authorization: Bearer <token>",
                            headers={"WWW-Authenticate": "Bearer"})
-    elif not ipaddress.ip_address(request.remote_addr or "0.0.0.0").is_loopback:
+    elif not _loopback(request.remote_addr):
         raise ApiError(403, "forbidden", "without PUBLISH_TOKEN only loopback clients may publish")
+
+
+def _loopback(address: str | None) -> bool:
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:  # a Unix socket, or no address at all
+        return False
+    return (getattr(ip, "ipv4_mapped", None) or ip).is_loopback
 
 
 @bp.cli.command("publish")
