@@ -11,7 +11,7 @@ its own process (it then reaches the broker of REDIS_URL, and needs no gevent):
         with TaskReporter(task_id) as reporter:   # an exception ends the task as `failed`
             for step in range(1, 11):
                 ...
-                if not reporter.progress(step, f"image {step}", steps=10):
+                if not reporter.progress(step, f"image {step}"):
                     return                        # cancelled (DELETE /api/tasks/<id>)
             reporter.done({"images": 10})
 
@@ -22,6 +22,7 @@ silent for `lease_seconds` (its process died) is reported `failed`. Work with lo
 
 from __future__ import annotations
 
+import json
 import time
 from types import TracebackType
 from typing import Any
@@ -54,12 +55,18 @@ class TaskReporter:
 
     def progress(self, step: int, message: str = "", *, steps: int | None = None) -> bool:
         """Report `step` of `steps`; False if the task already ended (stop working)."""
-        self.steps = steps or self.steps
-        if not self.steps:
-            raise ValueError("call start(steps) first, or pass steps=")
+        self.steps = steps or self.steps or self._started_steps()
         if time.monotonic() - self._renewed_at > self.lease_seconds / 3:
             self.renew()
         return self._publish("progress", progress_data(step, self.steps, message))
+
+    def _started_steps(self) -> int:
+        """The steps the task was started with, wherever that was (a job reporting on a task
+        the view started)."""
+        for event in self.broker.latest(topic(self.id), 2):
+            if event.event == "progress":
+                return json.loads(event.data)["steps"]
+        raise ValueError(f"task {self.id} was not started: call start(steps) first")
 
     def renew(self) -> None:
         """Renew the lease: the task is alive for `lease_seconds` more."""
