@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 from streaming.encoding import compact_json
 from streaming.failure import Failure
-from streaming.sse import HEARTBEAT, ServerSentEvent, data_field
+from streaming.sse import ServerSentEvent, data_field
+from streaming.sse_format import SSEStreamFormat
 
 Key = tuple[int, int]
 """An id as the pair it is ordered by."""
@@ -98,17 +99,8 @@ UNAVAILABLE = Failure("broker_unavailable",
 BROKER_ERROR = Notice("error", {"type": UNAVAILABLE.type, "message": UNAVAILABLE.message})
 
 
-class EventFormat:
+class EventFormat(SSEStreamFormat):
     """The pipeline `Format` for broker events: each batch is the join of its pre-encoded bytes."""
-
-    media_type = "text/event-stream"
-    heartbeat: bytes | None = HEARTBEAT
-
-    def __init__(self, retry_ms: int) -> None:
-        self._preamble = ServerSentEvent(retry=retry_ms).encode()
-
-    def preamble(self) -> bytes:
-        return self._preamble
 
     def chunk(self, batch: list) -> bytes:
         return b"".join([item.wire for item in batch])

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from streaming.encoding import compact_json
 from streaming.failure import Failure
-from streaming.sse import HEARTBEAT, ServerSentEvent, data_field
+from streaming.sse import ServerSentEvent, data_field
+from streaming.sse_format import SSEStreamFormat
 
 from .events import End, GenerationEvent, Start, Token
 
@@ -47,21 +48,12 @@ class _TextRecords:
         return self.encode(failure).encode()
 
 
-class SSEFormat(_TextRecords):
+class SSEFormat(SSEStreamFormat, _TextRecords):
     """`text/event-stream`: tokens as default-type events whose id is the token index.
 
     The default event type lets `EventSource.onmessage` receive tokens; the id is what a
     reconnecting EventSource sends back as Last-Event-ID.
     """
-
-    media_type = "text/event-stream"
-    heartbeat: bytes | None = HEARTBEAT
-
-    def __init__(self, retry_ms: int) -> None:
-        self._preamble = ServerSentEvent(retry=retry_ms).encode()
-
-    def preamble(self) -> bytes:
-        return self._preamble
 
     def encode(self, item: GenerationEvent) -> str:
         if type(item) is Token:

@@ -64,11 +64,13 @@ def test_a_task_whose_lease_expired_is_failed_when_read(broker):
 
 
 def test_a_demo_task_renews_its_lease_through_long_steps(broker):
-    tasks = Tasks(broker, lease_seconds=0.15)
-    task_id = tasks.start_demo(steps=2, step_ms=250)
-    gevent.sleep(0.3)
+    tasks = Tasks(broker, lease_seconds=0.3)
+    task_id = tasks.start_demo(steps=2, step_ms=400)  # each step longer than the lease
+    gevent.sleep(0.6)
     assert tasks.state(task_id).status == "running"
-    gevent.sleep(0.4)
+    deadline = time.monotonic() + 5
+    while tasks.state(task_id).status == "running" and time.monotonic() < deadline:
+        gevent.sleep(0.05)
     assert tasks.state(task_id).status == "done"
 
 
