@@ -34,3 +34,15 @@ def environment_broker() -> Broker:
                            "its subscribers through Redis")
     return make_broker(settings["REDIS_URL"], settings["CHANNEL_HISTORY"],
                        settings["SUBSCRIBER_QUEUE"])
+
+
+def current_broker() -> Broker:
+    """The app's broker in an app context (a view, a CLI command), else `environment_broker()`.
+
+    For code that publishes outside a view: `channels.publish()`, `TaskReporter`.
+    """
+    import flask  # only where a broker is looked up, never on a subscriber's path
+
+    if flask.has_app_context():
+        return flask.current_app.extensions["broker"]
+    return environment_broker()

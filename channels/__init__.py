@@ -5,10 +5,9 @@ from .service import (
     Channels,
     DataTooLarge,
     channel_name,
-    current_channels,
     event_name,
     publish,
 )
 
-__all__ = ["MAX_DATA_BYTES", "Channels", "DataTooLarge", "channel_name", "current_channels",
-           "event_name", "publish"]
+__all__ = ["MAX_DATA_BYTES", "Channels", "DataTooLarge", "channel_name", "event_name",
+           "publish"]

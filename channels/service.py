@@ -2,7 +2,8 @@
 
 `Channels` is bound to a broker by `create_app`; `publish()` is what application code calls,
 the way Flask-SSE's `sse.publish` is: in the app it uses the app's broker, elsewhere (an RQ or
-Celery job, a cron script) the Redis broker of REDIS_URL, so its events reach every instance.
+Celery job, a cron script) the Redis broker of REDIS_URL, so its events reach every instance
+(`broker.current_broker`).
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ import re
 from contextlib import suppress
 from typing import Any
 
-import flask
-
-from broker import Broker, BrokerUnavailable, InvalidEventId, Subscription, environment_broker
+from broker import Broker, BrokerUnavailable, InvalidEventId, Subscription, current_broker
 from streaming.encoding import compact_json
 from streaming.validation import InvalidParameter
 
@@ -81,17 +80,10 @@ class Channels:
         return subscription
 
 
-def current_channels() -> Channels:
-    """The app's channels inside an app context, else those of the environment's Redis."""
-    if flask.has_app_context():
-        return flask.current_app.extensions["channels"]
-    return Channels(environment_broker())
-
-
 def publish(channel: str, event: str, data: Any) -> str:
     """Publish `data` (any JSON value) as `event` on `channel`, from any view or process.
 
     In the app it goes through the app's broker; in any other Python process (a job, a
     script) through Redis, which needs REDIS_URL. Returns the event's id.
     """
-    return current_channels().publish(channel, event, data)
+    return Channels(current_broker()).publish(channel, event, data)

@@ -1,7 +1,8 @@
 """`TaskReporter`: how work done anywhere tells `/sse/tasks/<id>` its progress and its end.
 
 The demo task uses it in a greenlet of the server; an RQ or Celery job uses it the same way in
-its own process (it then reaches the broker of REDIS_URL, and needs no gevent):
+its own process (it then reaches the broker of REDIS_URL, and needs no gevent; in a view it
+uses the app's broker):
 
     reporter = TaskReporter()                     # in the view: a new task id
     reporter.start(steps=10, message="queued")    # 404 before this, `running` after
@@ -27,7 +28,7 @@ import time
 from types import TracebackType
 from typing import Any
 
-from broker import Broker, environment_broker
+from broker import Broker, current_broker
 
 from .state import CANCELLED, DONE, FAILED, ending_data, lease, new_task_id, progress_data, topic
 
@@ -42,7 +43,7 @@ class TaskReporter:
     def __init__(self, task_id: str | None = None, *, broker: Broker | None = None,
                  lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
         self.id = task_id or new_task_id()
-        self.broker = broker or environment_broker()
+        self.broker = broker or current_broker()
         self.lease_seconds = lease_seconds
         self.steps = 0
         self._renewed_at = float("-inf")

@@ -15,8 +15,7 @@ from contextlib import suppress
 
 import gevent
 
-from broker import Broker, BrokerUnavailable, InvalidEventId, Subscription
-from broker.events import parse_id
+from broker import Broker, BrokerUnavailable, InvalidEventId, Subscription, parse_id
 from streaming.cancellation import Cancellation
 from streaming.sources import IDLE
 from streaming.validation import InvalidParameter
