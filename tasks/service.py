@@ -108,16 +108,21 @@ class Tasks:
     def watch(self, task_id: str, last_id: str | None) -> TaskWatch | None:
         """The task's events for `/sse/tasks/<id>`; None when a client that saw its end
         resumes (nothing will ever follow)."""
-        latest = self.broker.latest(topic(task_id))
-        if not latest:
-            raise UnknownTask(task_id)
         try:
-            if last_id and latest[0].final and parse_id(last_id) >= latest[0].key:
-                return None
             subscription = self.broker.subscribe(topic(task_id), last_id, from_latest=True)
         except InvalidEventId as exc:
             raise InvalidParameter("last_event_id", str(exc)) from None
-        subscription.pin()  # as channels do: nothing after the response's headers is missed
+        try:
+            latest = self.broker.latest(topic(task_id))
+        except BrokerUnavailable:
+            # Said in band (`event: error`), as for channels: EventSource then retries.
+            return TaskWatch(subscription, self, task_id)
+        if not latest:
+            raise UnknownTask(task_id)
+        if last_id and latest[0].final and parse_id(last_id) >= latest[0].key:
+            return None
+        with suppress(BrokerUnavailable):
+            subscription.pin()  # as channels do: nothing after the response's headers is missed
         return TaskWatch(subscription, self, task_id)
 
 

@@ -160,6 +160,9 @@ def test_redis_stopped_and_restarted_mid_stream(start_server, private_redis):
     assert down.json()["error"]["type"] == "broker_unavailable"
     with subscribe(server.url, path, ids[-1]) as stream:  # a reconnect while it is down
         assert take(stream.events(), 1)[0].type == "error"
+    with subscribe(server.url, f"/sse/tasks/{'a' * 32}") as stream:  # tasks say so alike
+        assert take(stream.events(), 1)[0].type == "error"
+    assert requests.get(f"{server.url}/api/tasks/{'a' * 32}", timeout=30).status_code == 503
     private_redis.start()
     wait_until(lambda: requests.post(f"{server.url}/api/channels/{channel}",
                                      json={"data": "back"}, timeout=30).status_code == 202,
