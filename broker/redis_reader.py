@@ -58,12 +58,16 @@ class StreamReader:
     """Follows topics for this process's subscriptions; `follow`/`unfollow` from any greenlet.
 
     `connect()` returns a new single-connection client for the reader; `commands` is the shared
-    pooled client; `key(topic)` is a topic's stream key.
+    pooled client; `key(topic)` is a topic's stream key, `prefix_length` what precedes the
+    topic in it; `queue_size` is the subscribers' queue size.
     """
 
     def __init__(self, connect: Callable[[], redis.Redis], commands: redis.Redis,
-                 key: Callable[[str], str], prefix_length: int) -> None:
+                 key: Callable[[str], str], prefix_length: int, queue_size: int) -> None:
         self._connect = connect
+        # One read never hands a subscriber more than its queue holds: a burst read at once
+        # must not overflow subscribers that were keeping up.
+        self._count = min(COUNT, queue_size)
         self._commands = commands
         self._key = key
         self._prefix_length = prefix_length
@@ -147,7 +151,7 @@ class StreamReader:
         self._reads += 1
         self._reading = self._reads
         try:
-            return self._client.xread(streams, count=COUNT, block=BLOCK_MS) or []
+            return self._client.xread(streams, count=self._count, block=BLOCK_MS) or []
         finally:
             self._reading = 0
 

@@ -92,7 +92,7 @@ class RedisBroker(Broker):
         self._redis = redis.Redis(connection_pool=pool)
         self._publish_open = self._redis.register_script(PUBLISH_OPEN)
         self._reader = StreamReader(self._reader_client(url), self._redis, self._key,
-                                    len(PREFIX))
+                                    len(PREFIX), queue_size)
 
     @staticmethod
     def _reader_client(url: str) -> Callable[[], redis.Redis]:

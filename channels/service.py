@@ -61,6 +61,7 @@ class Channels:
         channel_name(channel)
         event_name(event)
         text = compact_json(data)
+        # A character is at most 4 bytes in UTF-8: short texts need no encoding to be sure.
         if len(text) > MAX_DATA_BYTES // 4 and len(text.encode()) > MAX_DATA_BYTES:
             raise DataTooLarge(f"event data is limited to {MAX_DATA_BYTES} bytes of JSON")
         return self.broker.publish(self.topic(channel), event, text)

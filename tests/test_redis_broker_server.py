@@ -103,6 +103,23 @@ def test_connections_to_redis_do_not_grow_with_subscribers(start_server, redis_u
             stream.close()
 
 
+def test_a_new_channel_joins_the_blocked_read_at_once(start_server, redis_url):
+    server = start_server(env={"REDIS_URL": redis_url})
+    first, second = new_channel(), new_channel()
+    with subscribe(server.url, f"/sse/channels/{first}"):
+        time.sleep(0.5)  # the reader is blocked in an XREAD on `first` alone
+        with subscribe(server.url, f"/sse/channels/{second}") as stream:
+            wait_until(lambda: requests.get(server.url + "/healthz", timeout=5)
+                       .json()["broker"]["subscribers"] == 2, timeout=10)
+            time.sleep(0.5)  # without CLIENT UNBLOCK, still in that XREAD
+            sent_at = time.monotonic()
+            publish(server.url, second, "first event")
+            take(stream.events(), 1)
+    # Not the rest of the 5 s that XREAD would have waited: CLIENT UNBLOCK restarted it.
+    assert time.monotonic() - sent_at < 2.5
+    server.stop()
+
+
 def test_a_subscriber_idle_past_redis_socket_timeouts_keeps_working(pair):
     # redis-py's default socket_timeout is 5 s, and the reader blocks 5 s per XREAD.
     first, second = pair
