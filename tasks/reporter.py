@@ -4,8 +4,8 @@ The demo task uses it in a greenlet of the server; an RQ or Celery job uses it t
 its own process (it then reaches the broker of REDIS_URL, and needs no gevent; in a view it
 uses the app's broker):
 
-    reporter = TaskReporter()                     # in the view: a new task id
-    reporter.start(steps=10, message="queued")    # 404 before this, `running` after
+    reporter = TaskReporter(lease_seconds=600)    # in the view: a new task id, and a lease
+    reporter.start(steps=10, message="queued")    # that covers the wait in the queue
     queue.enqueue(resize_images, reporter.id)
 
     def resize_images(task_id):                   # in the job
