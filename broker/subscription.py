@@ -151,9 +151,17 @@ class Subscription:
             self.pin()
             return self._first
         self._replaying = True
-        if self._resuming and self._store.trimmed_after(self.topic, self._after):
+        if not self._resuming:
+            return self._first
+        if self._store.trimmed_after(self.topic, self._after):
             return [RESET]
-        return self._first
+        latest = self._store.latest(self.topic)
+        if not latest or latest[-1].key < self._after:
+            # Beyond anything the topic holds: its history was lost (a flushed Redis, a
+            # restarted memory broker), so whatever it holds now is new to this client.
+            self._after = ZERO
+            return [RESET]
+        return []
 
     def _live(self, timeout: float | None) -> list[Item] | None:
         while True:

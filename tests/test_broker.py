@@ -165,6 +165,16 @@ def test_an_id_from_before_a_restart_is_a_reset():
     assert got == [RESET]
 
 
+def test_an_id_beyond_the_history_is_a_reset_then_all_that_is_held():
+    broker = memory()
+    held = broker.publish("t", "tick", "0")
+    subscription = broker.subscribe("t", f"{parse_id(held)[0] + 60_000}-0")
+    got = drain(subscription)
+    assert got[0] is RESET and [e.id for e in got[1:]] == [held]
+    live = broker.publish("t", "tick", "1")
+    assert subscription.get(1).id == live
+
+
 def test_a_slow_subscriber_overflows_without_slowing_the_others():
     broker = memory(queue_size=3)
     slow, fast = broker.subscribe("t"), broker.subscribe("t")
