@@ -74,6 +74,11 @@ APP_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "UPSTREAM_POOL_SIZE": (_int(1), "1000"),
     "PROXY_MAX_BODY": (_int(1), str(10 * 1024 * 1024)),
     "LOG_DIR": (_text, "logs"),
+    "REDIS_URL": (_text, ""),
+    "CHANNEL_HISTORY": (_int(1), "1000"),
+    "SUBSCRIBER_QUEUE": (_int(1), "1000"),
+    "PUBLISH_TOKEN": (_text, ""),
+    "TASK_LEASE_SECONDS": (_seconds, "30"),
 }
 
 SERVER_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
@@ -102,3 +107,12 @@ def load(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
 def server_settings(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """The settings gunicorn.conf.py needs before any worker starts."""
     return _read(SERVER_SETTINGS, environ)
+
+
+def broker_warning(workers: int, redis_url: str) -> str | None:
+    """What to warn about when several workers would each keep their own in-memory broker."""
+    if workers <= 1 or redis_url:
+        return None
+    return (f"{workers} workers and no REDIS_URL: each worker has its own in-memory broker, so "
+            "subscribers miss what another worker publishes and tasks are known only to the "
+            "worker that runs them; set REDIS_URL to share channels and tasks")

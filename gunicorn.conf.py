@@ -10,7 +10,7 @@ import resource
 import shutil
 import tempfile
 
-from config import load, server_settings
+from config import broker_warning, load, server_settings
 
 _server = server_settings()
 # tmpfs, for the files written while streams run; None (the system default) where there is none.
@@ -67,6 +67,10 @@ if _own_metrics_dir:
 
 
 def on_starting(server):
+    # Once, in the master: workers that share no broker would each see only their own events.
+    warning = broker_warning(server.cfg.workers, load()["REDIS_URL"])
+    if warning:
+        server.log.warning(warning)
     directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(directory, exist_ok=True)
     for name in os.listdir(directory):  # values left by an earlier run are not ours

@@ -10,7 +10,7 @@ from generation.schedule import schedule
 from streaming.pipeline import Format
 from streaming.sources import PacedSource
 
-from .common import json_object, stream_response
+from .common import json_object, last_event_id, stream_response
 
 bp = Blueprint("chat", __name__)
 
@@ -29,8 +29,7 @@ def _event_stream(params: GenerationParams, after: int | None):
 @bp.get("/sse/chat")
 def sse_chat():
     params = parse_generation(request.args, from_text=True)
-    last_id = request.headers.get("Last-Event-ID", request.args.get("last_event_id"))
-    after = parse_last_event_id(last_id, params.tokens)
+    after = parse_last_event_id(last_event_id(), params.tokens)
     return _event_stream(params, after)
 
 

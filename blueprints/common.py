@@ -27,12 +27,14 @@ STREAM_HEADERS = {
 class ApiError(Exception):
     """An error answered as `{"error": {"type", "message"[, "param"]}}` with `status`."""
 
-    def __init__(self, status: int, type_: str, message: str, param: str | None = None) -> None:
+    def __init__(self, status: int, type_: str, message: str, param: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.type = type_
         self.message = message
         self.param = param
+        self.headers = headers or {}
 
     def response(self) -> Response:
         error = {"type": self.type, "message": self.message}
@@ -40,6 +42,7 @@ class ApiError(Exception):
             error["param"] = self.param
         response = jsonify(error=error)
         response.status_code = self.status
+        response.headers.update(self.headers)
         return response
 
 
@@ -64,6 +67,12 @@ def json_object() -> dict:
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request", "the request body must be a JSON object")
     return body
+
+
+def last_event_id() -> str | None:
+    """The id a resuming client sends: `Last-Event-ID` (EventSource), or `?last_event_id=` for
+    clients that cannot set headers."""
+    return request.headers.get("Last-Event-ID", request.args.get("last_event_id"))
 
 
 def stream_response(source: Source, fmt: Format, transport: str, *, status: int = 200,

@@ -13,6 +13,8 @@ from tests.live_server import MAX_BLOCKING_SECONDS, LiveServer
 from tests.nginx_front import NginxFront
 from tests.tls import Certificate, self_signed
 
+pytest_plugins = ["tests.redis_server"]  # redis_url, private_redis
+
 
 @pytest.fixture
 def app():

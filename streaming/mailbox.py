@@ -1,0 +1,121 @@
+"""`Mailbox`: a bounded queue that a fan-out fills without ever blocking, read by one greenlet.
+
+A `ProducerSource` gives backpressure: a slow client makes its producer wait. In fan-out one
+producer feeds many readers, so waiting for the slowest would stall them all. A mailbox never
+makes the writer wait: a reader that falls `maxsize` items behind is dropped instead, its
+pending items freed at once, and what it reads last is the `overflow` item it was given.
+
+The reader takes everything pending at once, so a reader that was busy writes one chunk for
+all the items that queued meanwhile (fan-out's batching, for free).
+
+Shared between greenlets: `put`, `close` and `wake` may be called from any greenlet, never
+block and never switch; `take` and `batches` belong to the one reader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from gevent.hub import Waiter, get_hub
+
+from .cancellation import Cancellation
+from .sources import IDLE
+
+_TIMED_OUT = object()
+
+
+class Mailbox:
+    """At most `maxsize` pending items; past that the reader gets only `overflow`, then the end."""
+
+    __slots__ = ("_closed", "_final", "_items", "_maxsize", "_overflow", "_waiter", "overflowed")
+
+    def __init__(self, maxsize: int, overflow: Any) -> None:
+        if maxsize < 1:
+            raise ValueError(f"maxsize must be >= 1, got {maxsize!r}")
+        self._maxsize = maxsize
+        self._overflow = overflow
+        self._items: list = []
+        self._closed = False
+        self._final: Any = None
+        self._waiter: Waiter | None = None
+        self.overflowed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def put(self, items: list) -> bool:
+        """Queue `items` for the reader; False if the mailbox is closed or has just overflowed."""
+        if self._closed:
+            return False
+        if len(self._items) + len(items) > self._maxsize:
+            self.overflowed = True
+            self._items = []  # the reader resumes from its last id; nothing pending is kept
+            self.close(self._overflow)
+            return False
+        self._items.extend(items)
+        self.wake()
+        return True
+
+    def close(self, final: Any = None) -> None:
+        """End the mailbox: the reader gets what is pending, then `final` (if not None)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._final = final
+        self.wake()
+
+    def wake(self) -> None:
+        """Interrupt the reader's wait (for a cancellation): its `take` returns what it has."""
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            # A Waiter may only be switched from the hub, whoever wakes it.
+            get_hub().loop.run_callback(waiter.switch, None)
+
+    def take(self, timeout: float | None) -> list | None:
+        """Everything pending, waiting up to `timeout` seconds for something to come.
+
+        None when the time passed first; `[]` when the mailbox is closed and drained, or when
+        `wake()` interrupted the wait with nothing pending. A closed mailbox's final item comes
+        last, once.
+        """
+        if not self._items and not self._closed:
+            timed_out = self._wait(timeout)
+            if timed_out and not self._items and not self._closed:
+                return None
+        items, self._items = self._items, []
+        if self._closed and self._final is not None:
+            items.append(self._final)
+            self._final = None
+        return items
+
+    def _wait(self, timeout: float | None) -> bool:
+        """Sleep until woken or `timeout` seconds pass; True if the time passed."""
+        hub = get_hub()
+        waiter = Waiter(hub)
+        self._waiter = waiter
+        timer = None
+        if timeout is not None:
+            timer = hub.loop.timer(max(timeout, 0.0))
+            timer.start(waiter.switch, _TIMED_OUT)
+        try:
+            return waiter.get() is _TIMED_OUT
+        finally:
+            if timer is not None:
+                timer.close()
+            if self._waiter is waiter:
+                self._waiter = None
+
+    def batches(self, idle: float | None,
+                cancellation: Cancellation) -> Iterator[list | object]:
+        """The mailbox as a pipeline source: batches until closed or cancelled, IDLE between."""
+        cancellation.on_cancel(self.wake)
+        while not cancellation.cancelled:
+            items = self.take(idle)
+            if items is None:
+                yield IDLE
+            elif items:
+                yield items
+            elif self._closed:
+                return
