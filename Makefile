@@ -10,6 +10,7 @@ run: $(VENV)/.runtime
 
 test: $(VENV)/.dev
 	$(BIN)/ruff check .
+	node --test tests/js/*.test.js
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.dev
