@@ -39,3 +39,7 @@ def start_server() -> Iterator[Callable[..., LiveServer]]:
 def server(start_server) -> LiveServer:
     """The server most integration tests share: defaults, one worker, short heartbeat."""
     return start_server(env={"HEARTBEAT_SECONDS": "1"})
+
+
+# The browser fixtures (`browser`, `page`, `console`) for the page tests.
+pytest_plugins = ["tests.browser"]
