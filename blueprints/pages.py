@@ -19,6 +19,9 @@ NAVIGATION = (
     ("pages.index", "Overview"),
     ("pages.chat", "Chat"),
     ("pages.tts", "Speech"),
+    ("pages.tasks", "Tasks"),
+    ("pages.logs", "Logs"),
+    ("pages.channels", "Channels"),
     ("pages.proxy", "Proxy"),
 )
 
@@ -34,6 +37,16 @@ CONTENT_SECURITY_POLICY = "; ".join((
     "form-action 'self'",
     "frame-ancestors 'none'",
 ))
+
+# The endpoints of the broker, task and log features (their blueprints register them).
+FANOUT_URLS = {
+    "channel_events_url": "/sse/channels/",
+    "channel_publish_url": "/api/channels/",
+    "tasks_url": "/api/tasks",
+    "task_events_url": "/sse/tasks/",
+    "logs_url": "/api/logs",
+    "log_events_url": "/sse/logs/",
+}
 
 
 @bp.context_processor
@@ -71,6 +84,21 @@ def chat():
 def tts():
     return render_template("tts.html", text_max=TEXT_MAX_CHARS, sample_rate=SAMPLE_RATE,
                            bytes_per_char=BYTES_PER_CHAR)
+
+
+@bp.get("/tasks")
+def tasks():
+    return render_template("tasks.html", **FANOUT_URLS)
+
+
+@bp.get("/logs")
+def logs():
+    return render_template("logs.html", **FANOUT_URLS)
+
+
+@bp.get("/channels")
+def channels():
+    return render_template("channels.html", **FANOUT_URLS)
 
 
 @bp.get("/proxy")

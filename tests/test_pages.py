@@ -1,6 +1,8 @@
 """The pages in a real browser (Playwright driving Debian's Chromium) against the real server:
 every chat transport streams and stops, EventSource survives a reload of the server, the fetch
 reader survives a cut connection, speech and the proxy chat arrive whole, no console errors.
+
+The pages of the broker, task and log features are tested in test_pages_fanout.py.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from tests.clients import metric, wait_until
 from tests.cutting_proxy import CuttingProxy
 
 TRANSPORTS = ["eventsource", "fetch-sse", "fetch-ndjson", "fetch-text", "websocket"]
-PAGES = ["/", "/chat", "/tts", "/proxy"]
+# /logs asks for the list of logs as it loads: test_pages_fanout.py covers it.
+PAGES = ["/", "/chat", "/tts", "/tasks", "/channels", "/proxy"]
 DONE = re.compile(r"^(done|error)")
 # What Chromium logs when a stream it reads is cut, in the tests that cut one on purpose.
 CUT_STREAM = r"net::ERR_(INCOMPLETE_CHUNKED_ENCODING|CONNECTION_RESET|EMPTY_RESPONSE)"
@@ -174,7 +177,7 @@ def test_every_page_has_the_layout_and_logs_no_error(page, path):
         assert region.get_attribute("aria-live") in ("polite", "assertive")
     if path == "/":
         screenshot(page, "index")
-        assert page.locator("main a").count() >= 3
+        assert page.locator("main a").count() >= 6
 
 
 def test_the_chat_page_reads_well_on_a_phone(browser, server):
@@ -204,7 +207,7 @@ def test_a_bad_request_shows_the_server_message(page, console):
     assert "tokens" in page.text_content("#status")
 
 
-@pytest.mark.parametrize("path", PAGES)
+@pytest.mark.parametrize("path", [*PAGES, "/logs"])
 def test_pages_forbid_inline_script_and_sniffing(client, path):
     response = client.get(path)
     assert response.status_code == 200
