@@ -155,9 +155,13 @@ def test_speech_arrives_whole_and_is_counted(page):
 def test_the_proxy_chat_shows_the_whole_answer(page):
     page.goto("/proxy")
     page.fill("input[name=max_tokens]", "25")
-    for prompt in ("Explain streaming in one paragraph.", "And in one line?"):
+    for prompt, by_keyboard in (("Explain streaming in one paragraph.", False),
+                                ("And in one line?", True)):
         page.fill("textarea[name=message]", prompt)
-        page.click("#send")
+        if by_keyboard:
+            page.press("textarea[name=message]", "Control+Enter")
+        else:
+            page.click("#send")
         assert finished(page) == "done"
         answer = page.locator(".bubble.assistant").last.text_content()
         assert answer == demo_model.complete(prompt, 25)

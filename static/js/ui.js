@@ -44,6 +44,16 @@ export function formValues(form, numbers = []) {
   return values;
 }
 
+/** Ctrl+Enter (or Cmd+Enter) in one of the form's text areas submits it, as chat boxes do. */
+export function submitOnCtrlEnter(form) {
+  form.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey)) return;
+    if (event.target.tagName !== "TEXTAREA") return;
+    event.preventDefault();
+    form.requestSubmit();
+  });
+}
+
 /** The error message of a thrown value, for a status badge. */
 export function messageOf(error) {
   return error?.message ?? String(error);

@@ -2,7 +2,7 @@
 // it holds: a published `<img onerror=...>` is a string on this page, never markup.
 import { errorMessage } from "../readers.js";
 import { follow } from "../follow.js";
-import { appendText, formatCount, messageOf, setStatus } from "../ui.js";
+import { appendText, formatCount, messageOf, setStatus, submitOnCtrlEnter } from "../ui.js";
 
 const subscribeForm = document.getElementById("subscribe-form");
 const publishForm = document.getElementById("publish-form");
@@ -97,3 +97,5 @@ publishForm.addEventListener("submit", async (event) => {
     result.textContent = `Not published: ${messageOf(error)}`;
   }
 });
+
+submitOnCtrlEnter(publishForm);

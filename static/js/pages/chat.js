@@ -3,7 +3,7 @@
 import {
   openChatSocket, readChatEventSource, readChatNdjson, readChatSSE, readChatText,
 } from "../readers.js";
-import { formatCount, formatRate, formValues, setStatus } from "../ui.js";
+import { formValues, formatCount, formatRate, setStatus, submitOnCtrlEnter } from "../ui.js";
 
 const form = document.getElementById("chat-form");
 const output = document.getElementById("output");
@@ -80,3 +80,5 @@ form.addEventListener("submit", (event) => {
 });
 
 stopButton.addEventListener("click", () => current?.stop());
+
+submitOnCtrlEnter(form);

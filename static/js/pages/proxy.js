@@ -1,7 +1,7 @@
 // /proxy: a chat against the OpenAI-compatible proxy, streamed (`stream: true`) and read with
 // fetchEventSource. A completion cannot be resumed, so a dropped stream is an error, not a retry.
 import { fetchEventSource } from "../fetch-event-source.js";
-import { appendText, formatRate, messageOf, setStatus } from "../ui.js";
+import { appendText, formatRate, messageOf, setStatus, submitOnCtrlEnter } from "../ui.js";
 
 const form = document.getElementById("proxy-form");
 const conversation = document.getElementById("conversation");
@@ -93,3 +93,5 @@ document.getElementById("clear").addEventListener("click", () => {
   history.length = 0;
   conversation.replaceChildren();
 });
+
+submitOnCtrlEnter(form);

@@ -2,7 +2,7 @@
 // byte counter. Each frame is scheduled right after the previous one, so a steady stream plays
 // without gaps and a late frame only delays what follows it.
 import { openSpeechSocket } from "../readers.js";
-import { formatCount, setStatus } from "../ui.js";
+import { formatCount, setStatus, submitOnCtrlEnter } from "../ui.js";
 
 const form = document.getElementById("tts-form");
 const status = document.getElementById("status");
@@ -131,3 +131,5 @@ form.addEventListener("submit", (event) => {
 });
 
 stopButton.addEventListener("click", () => current?.stop());
+
+submitOnCtrlEnter(form);
