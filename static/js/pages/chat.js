@@ -35,28 +35,33 @@ function running(on) {
 function handlersFor(startedAt) {
   let tokens = 0;
   let firstAt = null;
+  let streaming = false; // the status says so: set again after a reconnection
   const settle = (state, text) => {
     setStatus(status, state, text);
     current = null;
     running(false);
-    if (state === "done") startButton.focus();
+    // Stop disabled itself while focused: keep the keyboard user's place on the form.
+    if ([stopButton, document.body].includes(document.activeElement)) startButton.focus();
   };
   return {
-    start() { setStatus(status, "busy", "streaming"); },
     token({ text }) {
       const now = performance.now();
       output.append(text); // a text node: tokens are never parsed as HTML
       tokens += 1;
       count.textContent = formatCount(tokens);
+      if (!streaming) {
+        streaming = true;
+        setStatus(status, "busy", "streaming");
+      }
       if (firstAt === null) {
         firstAt = now;
         ttft.textContent = `${Math.round(now - startedAt)} ms`;
-        setStatus(status, "busy", "streaming");
       } else if (now > firstAt) {
         rate.textContent = formatRate(((tokens - 1) * 1000) / (now - firstAt));
       }
     },
     reconnect() {
+      streaming = false;
       reconnects.textContent = String(Number(reconnects.textContent) + 1);
       setStatus(status, "warn", "reconnecting");
     },

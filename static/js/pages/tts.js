@@ -19,6 +19,7 @@ const FRAME_BYTES = (sampleRate / 50) * 2; // 20 ms frames, for the waveform's w
 const LEAD_SECONDS = 0.05; // scheduling slack, so the first frame is not already late
 
 let current = null;
+let lastPlayer = null; // still playing the end of the last speech
 
 // One bar per frame, its height the frame's loudness (RMS): the shape of the speech so far.
 class Waveform {
@@ -94,7 +95,9 @@ form.addEventListener("submit", (event) => {
   if (current) return;
   const text = form.elements.text.value;
   const expected = [...text].length * bytesPerChar; // characters, not UTF-16 units
+  lastPlayer?.close(); // browsers allow only a few audio contexts at once
   const player = form.elements.play.checked ? new PcmPlayer() : null;
+  lastPlayer = player;
   let received = 0;
   let frames = 0;
   expectedOut.textContent = formatCount(expected);
