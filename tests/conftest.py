@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from app import create_app
+from tests.browser import browser, console, page  # noqa: F401  (fixtures of the page tests)
 from tests.live_server import LiveServer
 
 
@@ -39,7 +40,3 @@ def start_server() -> Iterator[Callable[..., LiveServer]]:
 def server(start_server) -> LiveServer:
     """The server most integration tests share: defaults, one worker, short heartbeat."""
     return start_server(env={"HEARTBEAT_SECONDS": "1"})
-
-
-# The browser fixtures (`browser`, `page`, `console`) for the page tests.
-pytest_plugins = ["tests.browser"]
