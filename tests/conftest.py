@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from app import create_app
+from tests.browser import browser, console, page  # noqa: F401  (fixtures of the page tests)
 from tests.fakes import RecordingMetrics
 from tests.live_server import MAX_BLOCKING_SECONDS, LiveServer
 from tests.nginx_front import NginxFront
