@@ -17,9 +17,9 @@ watcher, and every viewer writes the same bytes.
 
 from __future__ import annotations
 
-from streaming.encoding import compact_json
+from streaming.encoded import json_event
 from streaming.failure import Failure
-from streaming.sse import ServerSentEvent, data_field
+from streaming.sse import data_field
 
 from .lines import Line
 
@@ -34,5 +34,5 @@ def line_event(line: Line) -> bytes:
 
 
 def reset_event(reason: str) -> bytes:
-    return ServerSentEvent(data=compact_json({"reason": reason}), event="reset",
-                           id="0").encode()
+    """`event: reset` with `id: 0`: what follows starts again at offset 0."""
+    return json_event("reset", {"reason": reason}, id="0")
