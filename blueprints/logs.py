@@ -9,7 +9,7 @@ from logtail.source import LogTailSource, parse_offset, parse_tail
 from logtail.tails import LogTails
 from streaming.encoded import EncodedSSEFormat
 
-from .common import stream_response
+from .common import last_event_id, stream_response
 
 bp = Blueprint("logs", __name__)
 
@@ -28,7 +28,7 @@ def list_logs():
 @bp.get("/sse/logs/<path:name>", merge_slashes=False)
 def sse_log(name: str):
     tail = parse_tail(request.args)
-    resume = parse_offset(request.headers.get("Last-Event-ID", request.args.get("last_event_id")))
+    resume = parse_offset(last_event_id())
     tails = _tails()
     size = tails.size(name)
     if size is None:

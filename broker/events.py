@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from streaming.encoded import EncodedSSEFormat, error_event, json_event
 from streaming.failure import Failure
 from streaming.sse import data_field
+from streaming.validation import InvalidParameter
 
 Key = tuple[int, int]
 """An id as the pair it is ordered by."""
@@ -26,8 +27,12 @@ ZERO: Key = (0, 0)
 _ID = re.compile(r"(\d{1,20})-(\d{1,20})")
 
 
-class InvalidEventId(ValueError):
-    """A Last-Event-ID that no broker could have given out."""
+class InvalidEventId(InvalidParameter):
+    """A Last-Event-ID that no broker could have given out: a `400` naming `last_event_id`,
+    like any other bad parameter."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("last_event_id", message)
 
 
 def parse_id(raw: str) -> Key:
