@@ -7,9 +7,8 @@ from werkzeug.exceptions import NotFound
 
 from logtail.source import LogTailSource, parse_offset, parse_tail
 from logtail.tails import LogTails
-from streaming.encoded import EncodedSSEFormat
 
-from .common import last_event_id, stream_response
+from .common import encoded_sse_response, last_event_id
 
 bp = Blueprint("logs", __name__)
 
@@ -36,4 +35,4 @@ def sse_log(name: str):
         # one, or from a path that matches no route.
         raise NotFound()
     source = LogTailSource(tails, name, tail=tail, resume=resume, since=size)
-    return stream_response(source, EncodedSSEFormat(current_app.config["SSE_RETRY_MS"]), "sse")
+    return encoded_sse_response(source)

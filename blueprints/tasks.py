@@ -8,7 +8,7 @@ from broker import EventFormat
 from streaming.validation import integer
 from tasks import Tasks, UnknownTask, is_task_id
 
-from .common import ApiError, json_object, last_event_id, stream_response
+from .common import ApiError, encoded_sse_response, json_object, last_event_id
 
 bp = Blueprint("tasks", __name__)
 
@@ -61,4 +61,4 @@ def events(task_id: str):
     if source is None:
         # 204 tells EventSource to stop reconnecting: this client saw the task's end.
         return Response(status=204)
-    return stream_response(source, EventFormat(current_app.config["SSE_RETRY_MS"]), "sse")
+    return encoded_sse_response(source, EventFormat)
