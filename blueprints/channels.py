@@ -15,7 +15,7 @@ from broker import BrokerUnavailable, EventFormat
 from channels import MAX_DATA_BYTES, Channels, DataTooLarge
 from streaming.validation import InvalidParameter
 
-from .common import ApiError, json_object, last_event_id, stream_response
+from .common import ApiError, encoded_sse_response, json_object, last_event_id
 
 bp = Blueprint("channels", __name__, cli_group=None)
 
@@ -30,7 +30,7 @@ def _channels() -> Channels:
 @bp.get("/sse/channels/<name>")
 def subscribe(name: str):
     source = _channels().subscribe(name, last_event_id())
-    return stream_response(source, EventFormat(current_app.config["SSE_RETRY_MS"]), "sse")
+    return encoded_sse_response(source, EventFormat)
 
 
 @bp.post("/api/channels/<name>")

@@ -9,6 +9,7 @@ from werkzeug.datastructures import Headers
 
 from llm.wire import OpenAIError
 from streaming.cancellation import Cancellation
+from streaming.encoded import EncodedSSEFormat
 from streaming.encoding import compact_json
 from streaming.pipeline import EventStream, Format, Source
 
@@ -100,3 +101,9 @@ def stream_response(source: Source, fmt: Format, transport: str, *, status: int 
     if not typed and not fmt.media_type:  # werkzeug's default, text/html, would be a lie
         del response.headers["Content-Type"]
     return response
+
+
+def encoded_sse_response(source: Source,
+                         fmt: type[EncodedSSEFormat] = EncodedSSEFormat) -> Response:
+    """`source`'s pre-encoded events (a fan-out's) as an SSE stream with the app's `retry`."""
+    return stream_response(source, fmt(current_app.config["SSE_RETRY_MS"]), "sse")

@@ -7,9 +7,8 @@ from werkzeug.exceptions import NotFound
 
 from logtail.source import LogTailSource, parse_offset, parse_tail
 from logtail.tails import LogTails
-from streaming.encoded import EncodedSSEFormat
 
-from .common import stream_response
+from .common import encoded_sse_response, last_event_id
 
 bp = Blueprint("logs", __name__)
 
@@ -28,7 +27,7 @@ def list_logs():
 @bp.get("/sse/logs/<path:name>", merge_slashes=False)
 def sse_log(name: str):
     tail = parse_tail(request.args)
-    resume = parse_offset(request.headers.get("Last-Event-ID", request.args.get("last_event_id")))
+    resume = parse_offset(last_event_id())
     tails = _tails()
     size = tails.size(name)
     if size is None:
@@ -36,4 +35,4 @@ def sse_log(name: str):
         # one, or from a path that matches no route.
         raise NotFound()
     source = LogTailSource(tails, name, tail=tail, resume=resume, since=size)
-    return stream_response(source, EncodedSSEFormat(current_app.config["SSE_RETRY_MS"]), "sse")
+    return encoded_sse_response(source)

@@ -1,13 +1,14 @@
 """Server-rendered pages: an overview and one page per capability, on one base layout.
 
 Pages hold no inline script: each loads its ES module from `static/js/pages/`, and the URLs
-and limits it needs reach it through `data-` attributes. Every page answer carries a
+(built with `url_for` from the real endpoints) and limits it needs reach it through `data-`
+attributes. Every page answer carries a
 Content-Security-Policy that forbids anything else, and `nosniff` (static files too).
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, render_template, request
+from flask import Blueprint, Response, render_template, request, url_for
 
 from generation.params import DELAY_MS_DEFAULT, TEXT_MAX_CHARS, TOKENS_DEFAULT, TOKENS_MAX
 from generation.tts import BYTES_PER_CHAR, SAMPLE_RATE
@@ -38,20 +39,20 @@ CONTENT_SECURITY_POLICY = "; ".join((
     "frame-ancestors 'none'",
 ))
 
-# The endpoints of the broker, task and log features (their blueprints register them).
-FANOUT_URLS = {
-    "channel_events_url": "/sse/channels/",
-    "channel_publish_url": "/api/channels/",
-    "tasks_url": "/api/tasks",
-    "task_events_url": "/sse/tasks/",
-    "logs_url": "/api/logs",
-    "log_events_url": "/sse/logs/",
-}
+
+def url_stem(endpoint: str, param: str = "name") -> str:
+    """The URL of `endpoint` without its last segment, the `param` a page's script appends
+    (percent-encoded) for the name the user picks: `/sse/channels/` for `channels.subscribe`."""
+    marker = "_"
+    url = url_for(endpoint, **{param: marker})
+    if not url.endswith("/" + marker):
+        raise ValueError(f"{param!r} is not the last segment of {endpoint}'s URL {url!r}")
+    return url.removesuffix(marker)
 
 
 @bp.context_processor
 def _layout() -> dict:
-    return {"navigation": NAVIGATION}
+    return {"navigation": NAVIGATION, "url_stem": url_stem}
 
 
 @bp.after_request
@@ -88,17 +89,17 @@ def tts():
 
 @bp.get("/tasks")
 def tasks():
-    return render_template("tasks.html", **FANOUT_URLS)
+    return render_template("tasks.html")
 
 
 @bp.get("/logs")
 def logs():
-    return render_template("logs.html", **FANOUT_URLS)
+    return render_template("logs.html")
 
 
 @bp.get("/channels")
 def channels():
-    return render_template("channels.html", **FANOUT_URLS)
+    return render_template("channels.html")
 
 
 @bp.get("/proxy")

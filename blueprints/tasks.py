@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from broker import EventFormat
-from streaming.validation import InvalidParameter
+from streaming.validation import integer
 from tasks import Tasks, UnknownTask, is_task_id
 
-from .common import ApiError, json_object, last_event_id, stream_response
+from .common import ApiError, encoded_sse_response, json_object, last_event_id
 
 bp = Blueprint("tasks", __name__)
 
@@ -34,21 +31,11 @@ def _task_id(task_id: str) -> str:
     return task_id
 
 
-def _integer(body: Mapping[str, Any], name: str, default: int, high: int) -> int:
-    value = body.get(name, default)
-    # bool is an int in Python, never in a client's intent
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= high:
-        raise InvalidParameter(name, f"{name} must be an integer from 0 to {high}")
-    return value
-
-
 @bp.post("/api/tasks")
 def start():
     body = json_object() if request.content_length or request.is_json else {}
-    steps = _integer(body, "steps", STEPS_DEFAULT, STEPS_MAX)
-    if steps < 1:
-        raise InvalidParameter("steps", f"steps must be an integer from 1 to {STEPS_MAX}")
-    step_ms = _integer(body, "step_ms", STEP_MS_DEFAULT, STEP_MS_MAX)
+    steps = integer(body, "steps", STEPS_DEFAULT, 1, STEPS_MAX)
+    step_ms = integer(body, "step_ms", STEP_MS_DEFAULT, 0, STEP_MS_MAX)
     task_id = _tasks().start_demo(steps, step_ms)
     status_url = url_for(".status", task_id=task_id)
     return jsonify(id=task_id, status_url=status_url,
@@ -74,4 +61,4 @@ def events(task_id: str):
     if source is None:
         # 204 tells EventSource to stop reconnecting: this client saw the task's end.
         return Response(status=204)
-    return stream_response(source, EventFormat(current_app.config["SSE_RETRY_MS"]), "sse")
+    return encoded_sse_response(source, EventFormat)

@@ -14,10 +14,10 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from streaming.encoded import EncodedSSEFormat
-from streaming.encoding import compact_json
+from streaming.encoded import EncodedSSEFormat, error_event, json_event
 from streaming.failure import Failure
-from streaming.sse import ServerSentEvent, data_field
+from streaming.sse import data_field
+from streaming.validation import InvalidParameter
 
 Key = tuple[int, int]
 """An id as the pair it is ordered by."""
@@ -27,8 +27,12 @@ ZERO: Key = (0, 0)
 _ID = re.compile(r"(\d{1,20})-(\d{1,20})")
 
 
-class InvalidEventId(ValueError):
-    """A Last-Event-ID that no broker could have given out."""
+class InvalidEventId(InvalidParameter):
+    """A Last-Event-ID that no broker could have given out: a `400` naming `last_event_id`,
+    like any other bad parameter."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("last_event_id", message)
 
 
 def parse_id(raw: str) -> Key:
@@ -73,22 +77,22 @@ class Notice:
     the client's Last-Event-ID stays that of the last real event it got."""
 
     event: str
-    payload: dict
+    wire: bytes = field(repr=False)
     key: None = None
     final: bool = False
-    wire: bytes = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        wire = ServerSentEvent(data=compact_json(self.payload), event=self.event).encode()
-        object.__setattr__(self, "wire", wire)
+    @classmethod
+    def of(cls, event: str, data: dict) -> Notice:
+        """The notice `event` with `data` as its JSON."""
+        return cls(event, json_event(event, data))
 
 
-RESET = Notice("reset", {"reason": "history_trimmed"})
+RESET = Notice.of("reset", {"reason": "history_trimmed"})
 """Starts a stream whose Last-Event-ID is older than the retained history."""
 
 
 def overflow_notice(queue_size: int) -> Notice:
-    return Notice("overflow", {
+    return Notice.of("overflow", {
         "reason": "subscriber_queue_full",
         "message": f"this client fell {queue_size} events behind and was disconnected; "
                    "reconnect with its Last-Event-ID to resume"})
@@ -96,12 +100,12 @@ def overflow_notice(queue_size: int) -> Notice:
 
 UNAVAILABLE = Failure("broker_unavailable",
                       "the message broker is unreachable; reconnect with Last-Event-ID to resume")
-BROKER_ERROR = Notice("error", {"type": UNAVAILABLE.type, "message": UNAVAILABLE.message})
+BROKER_ERROR = Notice("error", error_event(UNAVAILABLE))
 
 
 class EventFormat(EncodedSSEFormat):
     """The pipeline `Format` for broker events: each batch is the join of its pre-encoded bytes;
-    a failure is the core's `event: error` (the same bytes as an error `Notice`)."""
+    a failure is the core's `event: error`, as `BROKER_ERROR` is."""
 
     def chunk(self, batch: list) -> bytes:
         return self.first_sets_retry(b"".join([item.wire for item in batch]))

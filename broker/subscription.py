@@ -23,8 +23,7 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from streaming.cancellation import Cancellation
-from streaming.mailbox import Mailbox
-from streaming.sources import IDLE
+from streaming.mailbox import Mailbox, batches_of
 
 from .events import BROKER_ERROR, RESET, ZERO, Event, Key, Notice, overflow_notice, parse_id
 
@@ -85,14 +84,7 @@ class Subscription:
         """The pipeline source: batches of events (one chunk each), IDLE while nothing comes."""
         cancellation.on_cancel(self._mailbox.wake)
         try:
-            while not cancellation.cancelled:
-                batch = self.next_batch(idle)
-                if batch is None:
-                    yield IDLE
-                elif batch:
-                    yield batch
-                else:
-                    return
+            yield from batches_of(self.next_batch, idle, cancellation)
         finally:
             self.close()
 

@@ -12,7 +12,7 @@ import re
 from contextlib import suppress
 from typing import Any
 
-from broker import Broker, BrokerUnavailable, InvalidEventId, Subscription, current_broker
+from broker import Broker, BrokerUnavailable, Subscription, current_broker
 from streaming.encoding import compact_json
 from streaming.validation import InvalidParameter
 
@@ -68,12 +68,9 @@ class Channels:
 
     def subscribe(self, channel: str, last_id: str | None) -> Subscription:
         """The channel's events after `last_id` (a Last-Event-ID), then live ones; without one,
-        those published from now on."""
+        those published from now on. Raises InvalidParameter for a bad name or id."""
         channel_name(channel)
-        try:
-            subscription = self.broker.subscribe(self.topic(channel), last_id)
-        except InvalidEventId as exc:
-            raise InvalidParameter("last_event_id", str(exc)) from None
+        subscription = self.broker.subscribe(self.topic(channel), last_id)
         # Before the response starts: what is published once its headers arrive reaches it.
         # If the broker is unreachable the subscription says so in band (`event: error`).
         with suppress(BrokerUnavailable):

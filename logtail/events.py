@@ -8,8 +8,9 @@
 - `event: reset` (`{"reason": "truncated" | "rotated" | "offset_past_end"}`, `id: 0`): what
   follows starts again at offset 0 of the file now under that name. The id moves a client's
   Last-Event-ID back to 0 too, so a reconnect right after a reset resumes in the new file.
-- `event: error` (`{"type", "message"}`, `streaming/encoded.py`) ends the stream; `overflow`
-  means the viewer fell too far behind and may resume from its Last-Event-ID.
+- `event: error` (`{"type", "message"}`, `streaming/encoded.py`) ends the stream: `overflow`
+  (the viewer fell too far behind and may resume from its Last-Event-ID), `log_unavailable`
+  (the watcher could not read the file), `not_found` (the log went before the stream began).
 
 The stream's format is the core's `EncodedSSEFormat`: events are encoded here once, by the
 watcher, and every viewer writes the same bytes.
@@ -17,14 +18,17 @@ watcher, and every viewer writes the same bytes.
 
 from __future__ import annotations
 
-from streaming.encoding import compact_json
+from streaming.encoded import error_event, json_event
 from streaming.failure import Failure
-from streaming.sse import ServerSentEvent, data_field
+from streaming.sse import data_field
 
 from .lines import Line
 
-OVERFLOW_FAILURE = Failure("overflow", "the viewer fell too far behind the log; reconnect with "
-                               "Last-Event-ID to resume where it stopped")
+OVERFLOW_ERROR = error_event(Failure(
+    "overflow", "the viewer fell too far behind the log; reconnect with Last-Event-ID to resume "
+                "where it stopped"))
+UNREADABLE_ERROR = error_event(Failure("log_unavailable", "the log could not be read"))
+NOT_FOUND_ERROR = error_event(Failure("not_found", "no such log"))
 
 
 def line_event(line: Line) -> bytes:
@@ -34,5 +38,5 @@ def line_event(line: Line) -> bytes:
 
 
 def reset_event(reason: str) -> bytes:
-    return ServerSentEvent(data=compact_json({"reason": reason}), event="reset",
-                           id="0").encode()
+    """`event: reset` with `id: 0`: what follows starts again at offset 0."""
+    return json_event("reset", {"reason": reason}, id="0")

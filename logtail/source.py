@@ -3,8 +3,8 @@
 `LogTailSource` is a pipeline `Source` (`streaming/pipeline.py`). It joins the file's watcher
 when the stream starts (not in the view, so a response that is never iterated holds nothing),
 reads what the client is missing straight from the file in bounded chunks (the last `tail`
-lines, or everything after its Last-Event-ID), then writes whatever its queue holds as one
-chunk per wake-up. The catch-up ends exactly where the watcher's queue begins, so nothing is
+lines, or everything after its Last-Event-ID), then writes whatever its mailbox holds as one
+chunk per wake-up. The catch-up ends exactly where the watcher's mailbox begins, so nothing is
 sent twice and nothing is skipped.
 """
 
@@ -13,29 +13,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from gevent.queue import Empty
-
 from streaming.cancellation import Cancellation
-from streaming.encoded import error_event
-from streaming.failure import Failure
-from streaming.sources import IDLE
+from streaming.mailbox import Mailbox, batches_of
 from streaming.validation import InvalidParameter, integer
 
-from .events import OVERFLOW_FAILURE, line_event, reset_event
+from .events import NOT_FOUND_ERROR, line_event, reset_event
 from .lines import last_boundary, read_lines, tail_start
 from .tails import LogTails
-from .watcher import FAILED, OVERFLOW, Published, Reset, Viewer
+from .watcher import Published, Reset, Viewer
 
 TAIL_DEFAULT, TAIL_MAX = 50, 1000
 OFFSET_MAX_DIGITS = 19  # a signed 64-bit file offset
-
-NOT_FOUND = Failure("not_found", "no such log")
-
-
-class LogUnavailable(Exception):
-    """The file's watcher failed; the stream ends with `event: error`."""
-
-    failure = Failure("log_unavailable", "the log could not be read")
 
 
 def parse_tail(values: Mapping[str, Any]) -> int:
@@ -69,23 +57,26 @@ class LogTailSource:
         self._tail = tail
         self._resume = resume
         self._since = since
+        self._client_has = 0  # the offset up to which the client has the file
 
     def batches(self, idle: float | None,
                 cancellation: Cancellation) -> Iterator[list | object]:
         viewer = self._tails.join(self._name)
         if viewer is None:  # removed since the view checked it
-            yield [error_event(NOT_FOUND)]
+            yield [NOT_FOUND_ERROR]
             return
-        cancellation.on_cancel(viewer.wake)
+        mailbox = viewer.mailbox
+        cancellation.on_cancel(mailbox.wake)
         try:
-            skip = yield from self._catch_up(viewer)
-            yield from self._follow(viewer, skip, idle, cancellation)
+            self._client_has = yield from self._catch_up(viewer)
+            yield from batches_of(lambda timeout: self._next_batch(mailbox, timeout), idle,
+                                  cancellation)
         finally:
             viewer.leave()
 
     def _catch_up(self, viewer: Viewer) -> Iterator[list]:
-        """Send what the client lacks up to where the watcher's queue starts; return the offset
-        up to which the client has the file."""
+        """Send what the client lacks up to where the watcher's mailbox starts; return the
+        offset up to which the client has the file."""
         resume = self._resume
         if resume is None:
             end = viewer.published
@@ -102,33 +93,21 @@ class LogTailSource:
         viewer.release_file()
         return resume
 
-    def _follow(self, viewer: Viewer, skip: int, idle: float | None,
-                cancellation: Cancellation) -> Iterator[list | object]:
-        queue = viewer.queue
-        while not cancellation.cancelled:
-            try:
-                item = queue.get(timeout=idle)
-            except Empty:
-                yield IDLE
-                continue
+    def _next_batch(self, mailbox: Mailbox, timeout: float | None) -> list[bytes] | None:
+        """The events of what `mailbox` holds, but for lines the client has; None when
+        `timeout` passed without any, `[]` at the end."""
+        while True:
+            items = mailbox.take(timeout)
+            if not items:
+                return items
             batch: list[bytes] = []
-            while True:
+            for item in items:
                 if type(item) is Published:
-                    viewer.backlog -= item.size
-                    batch.extend(item.after(skip))
+                    batch.extend(item.after(self._client_has))
                 elif type(item) is Reset:
-                    batch.append(reset_event(item.reason))
-                    skip = 0
-                elif item is OVERFLOW:
-                    batch.append(error_event(OVERFLOW_FAILURE))
-                    yield batch
-                    return
-                elif item is FAILED:
-                    if batch:
-                        yield batch
-                    raise LogUnavailable()
-                if queue.empty():
-                    break
-                item = queue.get_nowait()
+                    batch.append(item.event)
+                    self._client_has = 0
+                else:  # the error event a mailbox ends with (an overflow, a failed watcher)
+                    batch.append(item)
             if batch:
-                yield batch
+                return batch

@@ -3,17 +3,19 @@
 The greenlet sleeps until libev's stat watcher reports a change of the path (immediate where
 inotify works, which libev uses when it can) or `POLL_SECONDS` pass (filesystems inotify does
 not see), then reads what was appended in bounded chunks, encodes each line once and puts the
-same bytes in every viewer's queue. Between two reads it waits `MIN_GAP_SECONDS`, so a chatty
-log costs at most that many reads and writes per viewer a second, whatever its line rate.
+same bytes in every viewer's mailbox (`streaming/mailbox.py`). Between two reads it waits
+`MIN_GAP_SECONDS`, so a chatty log costs at most that many reads and writes per viewer a
+second, whatever its line rate.
 
 It follows the file the way `tail -F` does: a file shorter than what was read was truncated
 (copytruncate), a different file under the name was rotated in. Either way the viewers get a
 `Reset` and the lines from offset 0; on rotation the old file's last lines go out first.
 The watcher stops, closing its descriptor, as soon as its last viewer leaves.
 
-A viewer's queue is bounded in bytes (`backlog_limit`): one that falls further behind gets
-`OVERFLOW` and is dropped, never slowing the watcher or the other viewers; its client resumes
-from its Last-Event-ID, as every id is a file offset.
+A viewer's mailbox is bounded in bytes of encoded events (`backlog_limit`): one that falls
+further behind is dropped with the overflow error, what it had pending freed at once, never
+slowing the watcher or the other viewers; its client resumes from its Last-Event-ID, as every
+id is a file offset. If the watcher itself fails, every viewer's mailbox ends with an error.
 
 Everything runs in the worker's greenlets and none of it is thread-safe; a `Viewer` belongs to
 the greenlet serving its stream.
@@ -24,26 +26,19 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from operator import attrgetter
 
 import gevent
 from gevent.event import Event
-from gevent.queue import Queue
+
+from streaming.mailbox import Mailbox
 
 from .directory import LogDirectory
-from .events import line_event
+from .events import OVERFLOW_ERROR, UNREADABLE_ERROR, line_event, reset_event
 from .lines import Line, last_boundary, read_lines
 
 log = logging.getLogger(__name__)
-
-OVERFLOW = object()
-"""Queued instead of lines for a viewer that fell `backlog_limit` bytes behind; it is dropped."""
-
-FAILED = object()
-"""Queued when the watcher itself failed (the file could not be read); the stream ends."""
-
-WAKE = object()
-"""Queued by a viewer's cancellation so its wait ends at once; carries nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +67,20 @@ class Reset:
     """What follows starts at offset 0 of the file now under the name."""
 
     reason: str
+    event: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "event", reset_event(self.reason))
+
+    @property
+    def size(self) -> int:
+        return len(self.event)
+
+
+TRUNCATED, ROTATED = Reset("truncated"), Reset("rotated")
+
+_size = attrgetter("size")
+"""What a `Published` or a `Reset` weighs in a viewer's mailbox: the bytes it will write."""
 
 
 class Viewer:
@@ -79,18 +88,19 @@ class Viewer:
 
     `published` and `size` are the file as it was when the viewer joined: lines up to
     `published` are read from `read` (a descriptor of that same file, so a rotation meanwhile
-    does not matter), later ones arrive in `queue`.
+    does not matter), later ones arrive in `mailbox` as `Published` and `Reset` items; a
+    mailbox that overflowed or whose watcher failed ends with an encoded error event.
     """
 
-    __slots__ = ("_descriptor", "_watcher", "backlog", "published", "queue", "size")
+    __slots__ = ("_descriptor", "_watcher", "mailbox", "published", "size")
 
-    def __init__(self, watcher: LogWatcher, descriptor: int, published: int) -> None:
+    def __init__(self, watcher: LogWatcher, descriptor: int, published: int,
+                 backlog_limit: int) -> None:
         self._watcher = watcher
         self._descriptor: int | None = descriptor
         self.published = published
         self.size = os.fstat(descriptor).st_size
-        self.queue: Queue = Queue()  # unbounded: the watcher bounds it by `backlog` bytes
-        self.backlog = 0
+        self.mailbox = Mailbox(backlog_limit, OVERFLOW_ERROR, weigh=_size)
 
     def read(self, offset: int, size: int) -> bytes:
         """`size` bytes at `offset` of the file as joined, yielding to other greenlets first."""
@@ -104,10 +114,6 @@ class Viewer:
         descriptor, self._descriptor = self._descriptor, None
         if descriptor is not None:
             os.close(descriptor)
-
-    def wake(self) -> None:
-        """End a wait on the queue at once; callable from the hub."""
-        self.queue.put_nowait(WAKE)
 
     def leave(self) -> None:
         """Stop receiving lines and release the file; safe to call more than once."""
@@ -138,7 +144,7 @@ class LogWatcher:
 
     def join(self) -> Viewer:
         """A new viewer, receiving every line published from now on."""
-        viewer = Viewer(self, os.dup(self._descriptor), self.published)
+        viewer = Viewer(self, os.dup(self._descriptor), self.published, self._backlog_limit)
         self._viewers.add(viewer)
         if self._greenlet is None:
             self._stat.start(self._changed.set)
@@ -166,7 +172,7 @@ class LogWatcher:
         except Exception:
             log.exception("following log %r failed", self.name)
             for viewer in list(self._viewers):
-                viewer.queue.put_nowait(FAILED)
+                viewer.mailbox.close(UNREADABLE_ERROR)
                 self.drop(viewer)
         finally:
             self._stat.stop()
@@ -175,7 +181,7 @@ class LogWatcher:
 
     def _poll(self) -> None:
         if os.fstat(self._descriptor).st_size < self.published:
-            self._fan_out(Reset("truncated"))
+            self._fan_out(TRUNCATED)
         self._publish_new(final=False)
         identity = self._directory.identity(self.name)
         if identity is None or identity == self._identity:
@@ -186,7 +192,7 @@ class LogWatcher:
         self._publish_new(final=True)  # the old file is finished: its partial line too
         os.close(self._descriptor)
         self._descriptor, self._identity = descriptor, _identity(descriptor)
-        self._fan_out(Reset("rotated"))
+        self._fan_out(ROTATED)
         self._publish_new(final=False)
 
     def _publish_new(self, *, final: bool) -> None:
@@ -201,18 +207,12 @@ class LogWatcher:
         return os.pread(self._descriptor, size, offset)
 
     def _fan_out(self, item: Published | Reset) -> None:
-        # No switch happens in here: a viewer joining sees `published` and the queues agree.
-        if type(item) is Reset:
-            self.published, size = 0, 0
-        else:
-            self.published, size = item.ends[-1], item.size
+        # No switch happens in here: a viewer joining sees `published` and the mailboxes agree.
+        self.published = 0 if type(item) is Reset else item.ends[-1]
+        delivery = [item]  # one list for all: a mailbox copies what it is given
         for viewer in list(self._viewers):
-            if size and viewer.backlog + size > self._backlog_limit:
-                viewer.queue.put_nowait(OVERFLOW)
-                self.drop(viewer)
-                continue
-            viewer.backlog += size
-            viewer.queue.put_nowait(item)
+            if not viewer.mailbox.put(delivery):
+                self.drop(viewer)  # it overflowed: all it gets now is OVERFLOW_ERROR
 
 
 def _identity(descriptor: int) -> tuple[int, int]:

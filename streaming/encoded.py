@@ -12,15 +12,22 @@ event; the pipeline's empty first write sends the headers at once.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .encoding import compact_json
 from .failure import Failure
 from .sse import HEARTBEAT, ServerSentEvent
 
 
+def json_event(event: str, data: Any, id: str | None = None) -> bytes:
+    """An SSE event of type `event` whose data is `data` as compact JSON: the shape of every
+    notice a stream adds to what it carries (errors, resets, overflows)."""
+    return ServerSentEvent(data=compact_json(data), event=event, id=id).encode()
+
+
 def error_event(failure: Failure) -> bytes:
     """`failure` as an `event: error` SSE event."""
-    return ServerSentEvent(data=compact_json({"type": failure.type, "message": failure.message}),
-                           event="error").encode()
+    return json_event("error", {"type": failure.type, "message": failure.message})
 
 
 class EncodedSSEFormat:

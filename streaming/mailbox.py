@@ -2,8 +2,10 @@
 
 A `ProducerSource` gives backpressure: a slow client makes its producer wait. In fan-out one
 producer feeds many readers, so waiting for the slowest would stall them all. A mailbox never
-makes the writer wait: a reader that falls `maxsize` items behind is dropped instead, its
-pending items freed at once, and what it reads last is the `overflow` item it was given.
+makes the writer wait: a reader that falls `maxsize` behind is dropped instead, its pending
+items freed at once, and what it reads last is the `overflow` item it was given. How far behind
+is counted in items (a broker's events), or in what `weigh` says an item weighs (a log tail's
+bytes of encoded lines).
 
 The reader takes everything pending at once, so a reader that was busy writes one chunk for
 all the items that queued meanwhile (fan-out's batching, for free).
@@ -14,7 +16,7 @@ block and never switch; `take` and `batches` belong to the one reader.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from gevent.hub import Waiter, get_hub
@@ -26,16 +28,23 @@ _TIMED_OUT = object()
 
 
 class Mailbox:
-    """At most `maxsize` pending items; past that the reader gets only `overflow`, then the end."""
+    """At most `maxsize` pending; past that the reader gets only `overflow`, then the end.
 
-    __slots__ = ("_closed", "_final", "_items", "_maxsize", "_overflow", "_waiter", "overflowed")
+    Without `weigh` each item counts 1; with it, an item counts `weigh(item)`.
+    """
 
-    def __init__(self, maxsize: int, overflow: Any) -> None:
+    __slots__ = ("_closed", "_final", "_items", "_load", "_maxsize", "_overflow", "_waiter",
+                 "_weigh", "overflowed")
+
+    def __init__(self, maxsize: int, overflow: Any, *,
+                 weigh: Callable[[Any], int] | None = None) -> None:
         if maxsize < 1:
             raise ValueError(f"maxsize must be >= 1, got {maxsize!r}")
         self._maxsize = maxsize
         self._overflow = overflow
+        self._weigh = weigh
         self._items: list = []
+        self._load = 0
         self._closed = False
         self._final: Any = None
         self._waiter: Waiter | None = None
@@ -49,11 +58,13 @@ class Mailbox:
         """Queue `items` for the reader; False if the mailbox is closed or has just overflowed."""
         if self._closed:
             return False
-        if len(self._items) + len(items) > self._maxsize:
+        load = self._load + (len(items) if self._weigh is None else sum(map(self._weigh, items)))
+        if load > self._maxsize:
             self.overflowed = True
             self._items = []  # the reader resumes from its last id; nothing pending is kept
             self.close(self._overflow)
             return False
+        self._load = load
         self._items.extend(items)
         self.wake()
         return True
@@ -85,6 +96,7 @@ class Mailbox:
             if timed_out and not self._items and not self._closed:
                 return None
         items, self._items = self._items, []
+        self._load = 0
         if self._closed and self._final is not None:
             items.append(self._final)
             self._final = None
@@ -111,11 +123,22 @@ class Mailbox:
                 cancellation: Cancellation) -> Iterator[list | object]:
         """The mailbox as a pipeline source: batches until closed or cancelled, IDLE between."""
         cancellation.on_cancel(self.wake)
-        while not cancellation.cancelled:
-            items = self.take(idle)
-            if items is None:
-                yield IDLE
-            elif items:
-                yield items
-            elif self._closed:
-                return
+        yield from batches_of(self.take, idle, cancellation)
+
+
+def batches_of(take: Callable[[float | None], list | None], idle: float | None,
+               cancellation: Cancellation) -> Iterator[list | object]:
+    """A pipeline source reading `take(timeout)`, which has `Mailbox.take`'s contract: a batch,
+    None when `timeout` passed without one (IDLE goes out), or `[]` at the end.
+
+    For readers that turn what a mailbox holds into what they send (a subscription, a log
+    tail); the cancellation must wake whatever `take` waits on.
+    """
+    while not cancellation.cancelled:
+        batch = take(idle)
+        if batch is None:
+            yield IDLE
+        elif batch:
+            yield batch
+        else:
+            return

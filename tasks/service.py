@@ -15,10 +15,9 @@ from contextlib import suppress
 
 import gevent
 
-from broker import Broker, BrokerUnavailable, InvalidEventId, Subscription, parse_id
+from broker import Broker, BrokerUnavailable, Subscription, parse_id
 from streaming.cancellation import Cancellation
 from streaming.sources import IDLE
-from streaming.validation import InvalidParameter
 
 from .reporter import RETAIN_SECONDS, TaskReporter
 from .state import FAILED, RUNNING, TaskState, ending_data, lease, task_state, topic
@@ -107,11 +106,8 @@ class Tasks:
 
     def watch(self, task_id: str, last_id: str | None) -> TaskWatch | None:
         """The task's events for `/sse/tasks/<id>`; None when a client that saw its end
-        resumes (nothing will ever follow)."""
-        try:
-            subscription = self.broker.subscribe(topic(task_id), last_id, from_latest=True)
-        except InvalidEventId as exc:
-            raise InvalidParameter("last_event_id", str(exc)) from None
+        resumes (nothing will ever follow). A bad `last_id` raises InvalidParameter."""
+        subscription = self.broker.subscribe(topic(task_id), last_id, from_latest=True)
         try:
             latest = self.broker.latest(topic(task_id))
         except BrokerUnavailable:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streaming.encoded import EncodedSSEFormat, error_event
+from streaming.encoded import EncodedSSEFormat, error_event, json_event
 from streaming.failure import Failure
 from streaming.sse import parse
 
@@ -28,3 +28,9 @@ def test_a_failure_is_an_error_event():
         b'event: error\ndata: {"type":"overflow","message":"behind\\nby a lot"}\n\n')
     [event] = parse(error_event(failure))
     assert event.type == "error"
+
+
+def test_a_json_event_carries_its_type_id_and_compact_json():
+    assert json_event("reset", {"reason": "rotated"}, id="0") == (
+        b'event: reset\nid: 0\ndata: {"reason":"rotated"}\n\n')
+    assert json_event("overflow", {"n": 1}) == b'event: overflow\ndata: {"n":1}\n\n'

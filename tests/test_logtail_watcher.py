@@ -16,6 +16,7 @@ import pytest
 from logtail.directory import LogDirectory
 from logtail.source import LogTailSource
 from logtail.tails import LogTails
+from logtail.watcher import LogWatcher
 from streaming.cancellation import Cancellation
 from streaming.sources import IDLE
 from streaming.sse import SSEParser
@@ -186,7 +187,9 @@ def test_a_slow_viewer_overflows_alone(logdir):
         gevent.sleep(0.05)
     assert fast.wait_for(200)[-1].data == lines[-1]
     slow.start()
-    events = slow.wait_for(2)
+    # Like a broker subscriber (streaming/mailbox.py), an overflowing viewer's pending lines are
+    # dropped at once: it may get only the error, and resumes from its Last-Event-ID.
+    events = slow.wait_for(1)
     gevent.sleep(0.1)
     assert slow.ended
     assert events[-1].type == "error"
@@ -204,3 +207,23 @@ def test_a_log_removed_before_the_stream_starts_ends_with_an_error(tails, logdir
     events = reader.wait_for(1)
     assert events[0].type == "error"
     assert json.loads(events[0].data)["type"] == "not_found"
+
+
+def test_a_watcher_that_fails_ends_every_viewer_with_an_error(tails, logdir, monkeypatch):
+    readers = [Reader(tails, "app.log", tail=1).start() for _ in range(2)]
+    for reader in readers:
+        reader.wait_for(1)
+
+    def unreadable(watcher):
+        raise OSError("the disk went away")
+
+    monkeypatch.setattr(LogWatcher, "_poll", unreadable)
+    append(logdir / "app.log", "never seen\n")
+    for reader in readers:
+        events = reader.wait_for(2)
+        gevent.sleep(0.05)
+        assert reader.ended
+        assert [e.type for e in events] == ["message", "error"]
+        assert json.loads(events[-1].data)["type"] == "log_unavailable"
+        reader.close()
+    assert tails.watched() == []

@@ -3,7 +3,7 @@ import time
 import gevent
 
 from streaming.cancellation import Cancellation
-from streaming.mailbox import Mailbox
+from streaming.mailbox import Mailbox, batches_of
 from streaming.sources import IDLE
 
 OVERFLOW = "overflow!"
@@ -69,3 +69,18 @@ def test_batches_end_after_the_final_item():
     mailbox.put(["x"])
     mailbox.close("end")
     assert list(mailbox.batches(None, Cancellation())) == [["x", "end"]]
+
+
+def test_with_weigh_the_bound_counts_weights_not_items():
+    mailbox = Mailbox(10, OVERFLOW, weigh=len)
+    assert mailbox.put(["abcd", "efgh"])  # 8 of 10
+    assert mailbox.take(0) == ["abcd", "efgh"]  # taking frees the whole load
+    assert mailbox.put(["0123456789"])
+    assert not mailbox.put(["x"])  # 11 > 10
+    assert mailbox.take(0) == [OVERFLOW]
+
+
+def test_batches_of_stops_at_an_empty_batch_and_reports_none_as_idle():
+    answers = iter([None, ["a"], ["b", "c"], [], ["never"]])
+    batches = list(batches_of(lambda timeout: next(answers), 0.01, Cancellation()))
+    assert batches == [IDLE, ["a"], ["b", "c"]]

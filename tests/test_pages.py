@@ -204,6 +204,23 @@ def test_page_passes_urls_through_data_attributes(page):
     assert form.get_attribute("data-fetch-url") == "/api/chat"
 
 
+@pytest.mark.parametrize(("path", "form", "attribute", "url", "method"), [
+    ("/channels", "subscribe-form", "data-events-url", "/sse/channels/", "GET"),
+    ("/channels", "publish-form", "data-publish-url", "/api/channels/", "POST"),
+    ("/logs", "log-form", "data-logs-url", "/api/logs", "GET"),
+    ("/logs", "log-form", "data-events-url", "/sse/logs/", "GET"),
+    ("/tasks", "task-form", "data-tasks-url", "/api/tasks", "POST"),
+    ("/proxy", "proxy-form", "data-url", "/v1/chat/completions", "POST"),
+])
+def test_pages_pass_the_urls_of_the_real_routes(client, path, form, attribute, url, method):
+    html = client.get(path).get_data(as_text=True)
+    tag = re.search(rf'<form id="{form}"[^>]*>', html)[0]
+    assert f'{attribute}="{url}"' in tag
+    # A stem ending in "/" gets a name appended by the page's script: with one, it is a route.
+    routes = client.application.url_map.bind("localhost")
+    routes.match(url + "name" if url.endswith("/") else url, method=method)
+
+
 def test_a_bad_request_shows_the_server_message(page, console):
     console.allow(r"status of 400 \(BAD REQUEST\)")  # Chromium logs every 4xx it fetched
     start_chat(page, "fetch-ndjson", "x", 20_000, 5)  # past the 10000-token limit
