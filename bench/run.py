@@ -1,9 +1,9 @@
-"""`make bench`: run every scenario, print the tables, write them to bench/results/.
+"""`make bench`: run every scenario, print the tables, write them and the plots to bench/results/.
 
 `python -m bench.run [--size full|quick|smoke] [--only sse,ws,proxy,fanout,connections]`. Each
 scenario starts its own servers on free loopback ports and stops them; the load client is
-bench/build/loadgen (C, epoll). `--size smoke` runs everything at a tiny size and writes to
-bench/build/smoke-results/, never over the measured results.
+bench/build/loadgen (C, epoll). `--size smoke` (`make bench-smoke`) runs everything at a tiny
+size and writes to bench/build/smoke-results/, never over the measured results.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 import platform
 import time
 
-from bench import connections, fanout, proxy, sse, ws
+from bench import connections, fanout, plots, proxy, sse, ws
 from bench.harness import Size, failures, wait_stopped
 
 SUITES = {"sse": sse, "ws": ws, "proxy": proxy, "fanout": fanout, "connections": connections}
@@ -42,6 +42,8 @@ def main() -> None:
         print("\n".join(report[-3:]), flush=True)
         problems += failures(results, name)
     (size.results / "latest.md").write_text("\n".join(report) + "\n")
+    for path in plots.draw(size.results):
+        print(f"plot: {path}")
     if problems:
         # A benchmark that lost streams measured something else: fail, whatever the size.
         raise SystemExit("failed streams or bodies:\n  " + "\n  ".join(problems))
