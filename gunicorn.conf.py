@@ -51,6 +51,8 @@ max_requests_jitter = 0
 worker_tmp_dir = _SHM
 preload_app = False
 accesslog = "-"
+# The same access line as gunicorn's, without its dict of every header per request.
+logger_class = "access_log.AccessLogger"
 errorlog = "-"
 loglevel = _server["LOG_LEVEL"]
 # Only these peers (nginx) may set X-Forwarded-Proto here, and the app believes their
