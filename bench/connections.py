@@ -8,8 +8,8 @@ two workers.
   all run for the whole scenario, and each figure is the median of its rounds, so a neighbour's
   burst of load on this shared machine moves one round, not one layer.
 - WebSocket handshakes: N handshakes one after another (upgrade, then close), the same way.
-- Profile: cProfile over the whole worker while it serves N streams and N handshakes; the top of
-  the table goes to `results/profile_connections.txt`.
+- Profiles: cProfile over the whole worker while it serves N streams, then N handshakes; the
+  tables go to `results/profile_sse_stream.txt` and `results/profile_ws_handshake.txt`.
 - Burst on two workers: 500 simultaneous paced generations on one worker, on two sharing one
   listening socket, and on two with `REUSE_PORT` (a socket each, the kernel spreading new
   connections); how many connections each worker held mid-burst shows the spread.
@@ -109,25 +109,24 @@ def handshakes(size: Size) -> dict:
             stop_soon(server)
 
 
-def profile(size: Size, top: int = 30) -> str:
-    """cProfile's table (by own time) for N short streams and N WebSocket handshakes."""
+def profile(size: Size, path: str, *extra: str, top: int = 40, app: str = "full") -> str:
+    """cProfile's tables (by own, then cumulative CPU time) of one worker of `app` serving N
+    requests to `path`, one after another."""
+    count = size.pick(2000, 500, 20)
     with tempfile.TemporaryDirectory() as scratch:
         prefix = str(Path(scratch) / "profile")
-        server = layer_server("full", BENCH_PROFILE=prefix)
+        server = layer_server(app, BENCH_PROFILE=prefix)
         try:
-            count = size.pick(2000, 500, 20)
-            loadgen("generations", server.url + SHORT, "--conns", str(count),
-                    "--concurrency", "1")
-            loadgen("generations", server.url + "/ws/chat", "--conns", str(count),
-                    "--concurrency", "1", "--mode", "ws")
+            loadgen("generations", server.url + path, "--conns", str(count),
+                    "--concurrency", "1", *extra)
         finally:
             server.stop()  # now: the worker writes its profile as it exits
         text = StringIO()
         stats = pstats.Stats(*map(str, Path(scratch).glob("profile.*")), stream=text)
         stats.strip_dirs().sort_stats("tottime").print_stats(top)
-    head = (f"cProfile over one worker serving {count} short SSE streams and {count} WebSocket "
-            "handshakes, one after another (bench/connections.py)\n")
-    return head + text.getvalue()
+        stats.sort_stats("cumulative").print_stats(top)
+    return (f"cProfile (thread CPU time) over one worker ({app}) serving {count} x {path} "
+            f"{' '.join(extra)}, one after another (bench/connections.py)\n" + text.getvalue())
 
 
 def _spread(server: LiveServer, size: Size) -> dict:
@@ -165,7 +164,9 @@ def two_workers(size: Size) -> dict:
 def run(size: Size) -> dict:
     results = {"layers": layers(size), "handshakes": handshakes(size),
                "two_workers": two_workers(size)}
-    (size.results / "profile_connections.txt").write_text(profile(size))
+    (size.results / "profile_sse_stream.txt").write_text(profile(size, SHORT))
+    (size.results / "profile_ws_handshake.txt").write_text(
+        profile(size, "/ws/chat", "--mode", "ws"))
     return results
 
 

@@ -43,7 +43,7 @@ def _first_tokens(path: Path) -> list[float]:
 
 def rss_vs_streams(results: Path) -> Path | None:
     sse = _load(results / "sse.json")
-    if not sse:
+    if not sse or not any(figures["idle"].get("series") for figures in sse.values()):
         return None
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for (name, figures), colour in zip(sse.items(), COLOURS, strict=False):
