@@ -30,19 +30,24 @@ _MASK = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
 
 
-def _seed(prompt: str) -> int:
+def seed(prompt: str) -> int:
+    """The number every token of `prompt`'s answer is drawn from."""
     # A digest, not hash(): str hashes change from one process to the next.
     return int.from_bytes(hashlib.sha256(prompt.encode("utf-8")).digest()[:8], "big")
 
 
+def token(seed: int, index: int) -> str:
+    """Token `index` of the answer whose `seed()` is `seed`."""
+    x = (seed + index * _GOLDEN) & _MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    return VOCABULARY[(x ^ (x >> 31)) % len(VOCABULARY)]
+
+
 def generate(prompt: str, count: int, start: int = 0) -> Iterator[str]:
     """Tokens `start` .. `count - 1` of the demo model's answer to `prompt`."""
-    seed, size = _seed(prompt), len(VOCABULARY)
-    for index in range(start, count):
-        x = (seed + index * _GOLDEN) & _MASK
-        x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
-        yield VOCABULARY[(x ^ (x >> 31)) % size]
+    answer = seed(prompt)
+    return (token(answer, index) for index in range(start, count))
 
 
 def complete(prompt: str, count: int) -> str:
