@@ -19,22 +19,20 @@ class Cancellation:
     exception and throws it into the waiting greenlet each time it expires.
     """
 
-    __slots__ = ("_callbacks", "_cancelled", "_waiters", "reason")
+    __slots__ = ("_callbacks", "_waiters", "cancelled", "reason")
 
     def __init__(self) -> None:
-        self._cancelled = False
+        # Read-only for everyone but `cancel()`; a plain attribute, not a property, because
+        # every paced stream reads it several times per token.
+        self.cancelled = False
         self._callbacks: list[Callable[[], None]] = []
         self._waiters: list[Waiter] = []
         self.reason: str | None = None
 
-    @property
-    def cancelled(self) -> bool:
-        return self._cancelled
-
     def cancel(self, reason: str = "cancelled") -> None:
-        if self._cancelled:
+        if self.cancelled:
             return
-        self._cancelled = True
+        self.cancelled = True
         self.reason = reason
         waiters, self._waiters = self._waiters, []
         loop = get_hub().loop
@@ -47,14 +45,14 @@ class Cancellation:
 
     def on_cancel(self, callback: Callable[[], None]) -> None:
         """Call `callback` on cancellation (at once if already cancelled)."""
-        if self._cancelled:
+        if self.cancelled:
             callback()
         else:
             self._callbacks.append(callback)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until cancelled or `timeout` seconds pass; True if cancelled."""
-        if self._cancelled:
+        if self.cancelled:
             return True
         hub = get_hub()
         waiter = Waiter(hub)
@@ -71,5 +69,5 @@ class Cancellation:
         finally:
             if timer is not None:
                 timer.close()
-            if not self._cancelled:
+            if not self.cancelled:
                 self._waiters.remove(waiter)
