@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Protocol
 
 from gevent import get_hub
@@ -72,23 +70,37 @@ class EventTally:
             self._unreported = 0
 
 
-@contextmanager
-def counted_stream(metrics: StreamMetrics, transport: str,
-                   cancellation: Cancellation) -> Iterator[EventTally]:
+class CountedStream:
     """A stream's whole bookkeeping: counted as active while the block runs, its events tallied,
     and on the way out its duration recorded, as a disconnect if `cancellation` says so.
 
     Every transport (the pipeline, a WebSocket generation, the mock's whole answer) ends its
-    streams the same way, so the gauge cannot leak on one path and not on another.
+    streams the same way, so the gauge cannot leak on one path and not on another. A class, not
+    a `@contextmanager` generator: an idle stream holds it for its whole life, and a suspended
+    generator frame costs several times these five slots.
     """
-    began = time.monotonic()
-    metrics.started(transport)
-    tally = EventTally(metrics, transport)
-    try:
-        yield tally
-    finally:
-        tally.flush()
-        metrics.ended(transport, time.monotonic() - began, cancellation.reason == DISCONNECT)
+
+    __slots__ = ("_began", "_cancellation", "_metrics", "_tally", "_transport")
+
+    def __init__(self, metrics: StreamMetrics, transport: str,
+                 cancellation: Cancellation) -> None:
+        self._metrics = metrics
+        self._transport = transport
+        self._cancellation = cancellation
+        self._began = 0.0
+        self._tally: EventTally | None = None
+
+    def __enter__(self) -> EventTally:
+        self._began = time.monotonic()
+        self._metrics.started(self._transport)
+        self._tally = EventTally(self._metrics, self._transport)
+        return self._tally
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._tally is not None
+        self._tally.flush()
+        self._metrics.ended(self._transport, time.monotonic() - self._began,
+                            self._cancellation.reason == DISCONNECT)
 
 
 class Metrics:
