@@ -25,7 +25,9 @@ def test_a_turns_starts_and_ends_are_written_when_it_ends():
     assert value(metrics, "stream_disconnects_total", transport="sse") == 1
 
 
-def test_exposition_writes_what_is_pending_first():
+def test_exposition_writes_what_is_pending_first(monkeypatch):
+    # This process's own registry: another test may have left gunicorn.conf.py's directory.
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     metrics = Metrics()
     metrics.started("ws")
     body, _ = metrics.exposition()
