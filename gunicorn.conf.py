@@ -38,8 +38,8 @@ keepalive = 5
 # A listening socket per worker (SO_REUSEPORT), so the kernel spreads new connections evenly
 # over the workers. With one shared socket every idle worker wakes on each connection and the
 # first awake accepts a whole batch of a burst (gevent accepts up to 100 per wake-up), however
-# busy it then is. What it costs: a worker that exits drops the connections still waiting in
-# its own accept queue (the master holds no socket); graceful reloads stop accepting first.
+# busy it then is. What it costs: a worker that exits resets the connections still waiting in
+# its own accept queue (the master holds no socket) unless net.ipv4.tcp_migrate_req=1.
 reuse_port = _server["REUSE_PORT"]
 # Connections waiting to be accepted while thousands of clients connect at once (the kernel
 # caps it at net.core.somaxconn).

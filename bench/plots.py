@@ -72,7 +72,7 @@ def first_token_burst(results: Path) -> Path | None:
             times = _first_tokens(path)
             if times:
                 share = [(i + 1) / len(times) for i in range(len(times))]
-                label = path.stem.removeprefix(f"burst_{kind}_").replace("_", " ")
+                label = " ".join(path.stem.removeprefix(f"burst_{kind}_").split("_"))
                 axes.step(times, share, where="post", color=colour,
                           label=f"{label}: p99 {times[math.ceil(0.99 * len(times)) - 1]:.0f} ms")
         for (name, (p50, p99)), colour in zip(REFERENCES[kind].items(), COLOURS[3:],
