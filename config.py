@@ -44,6 +44,15 @@ def _text(key: str, raw: str) -> str:
     return raw
 
 
+def _flag(key: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{key} must be 1 or 0 (true/false, yes/no, on/off), got {raw!r}")
+
+
 def _csv(key: str, raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
@@ -90,6 +99,7 @@ SERVER_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "LOG_LEVEL": (_text, "info"),
     # Peers whose X-Forwarded-For/-Proto are believed: the reverse proxy only (gunicorn's default).
     "FORWARDED_ALLOW_IPS": (_networks, "127.0.0.1,::1"),
+    "REUSE_PORT": (_flag, "1"),
 }
 
 

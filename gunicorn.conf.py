@@ -35,6 +35,12 @@ graceful_timeout = _server["GRACEFUL_TIMEOUT"]
 # How long an idle keep-alive connection waits for its next request. Streams are not idle:
 # this only bounds the gap between one request and the next on a reused connection.
 keepalive = 5
+# A listening socket per worker (SO_REUSEPORT), so the kernel spreads new connections evenly
+# over the workers. With one shared socket every idle worker wakes on each connection and the
+# first awake accepts a whole batch of a burst (gevent accepts up to 100 per wake-up), however
+# busy it then is. What it costs: a worker that exits resets the connections still waiting in
+# its own accept queue (the master holds no socket) unless net.ipv4.tcp_migrate_req=1.
+reuse_port = _server["REUSE_PORT"]
 # Connections waiting to be accepted while thousands of clients connect at once (the kernel
 # caps it at net.core.somaxconn).
 backlog = 4096
@@ -45,6 +51,8 @@ max_requests_jitter = 0
 worker_tmp_dir = _SHM
 preload_app = False
 accesslog = "-"
+# The same access line as gunicorn's, without its dict of every header per request.
+logger_class = "access_log.AccessLogger"
 errorlog = "-"
 loglevel = _server["LOG_LEVEL"]
 # Only these peers (nginx) may set X-Forwarded-Proto here, and the app believes their

@@ -26,3 +26,14 @@ def test_bad_values_name_key_and_value(key, raw):
         config.load({key: raw})
     assert key in str(caught.value)
     assert repr(raw) in str(caught.value)
+
+
+@pytest.mark.parametrize(("raw", "value"), [("1", True), ("on", True), ("0", False),
+                                            ("False", False)])
+def test_reuse_port_is_a_flag(raw, value):
+    assert config.server_settings({"REUSE_PORT": raw})["REUSE_PORT"] is value
+
+
+def test_a_bad_flag_names_key_and_value():
+    with pytest.raises(config.ConfigError, match=r"REUSE_PORT.*'maybe'"):
+        config.server_settings({"REUSE_PORT": "maybe"})
