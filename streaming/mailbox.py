@@ -120,7 +120,7 @@ class Mailbox:
         self._waiter = waiter
         timer = None
         if timeout is not None:
-            timer = self._idle_timer(hub, max(timeout, 0.0))
+            timer = self._idle_timer(hub, timeout)
             timer.again(waiter.switch, _TIMED_OUT)
         try:
             return waiter.get() is _TIMED_OUT
@@ -133,7 +133,9 @@ class Mailbox:
     def _idle_timer(self, hub: Any, seconds: float) -> Any:
         """A stopped timer of `seconds`: the last one if it has that length (a reader's idle
         timeout rarely changes), else a new one. It repeats, so that `again()` restarts it
-        from now (a one-shot timer, once fired, fires at once when started again)."""
+        from now (a one-shot timer, once fired, fires at once when started again); a
+        repeat of 0 would never fire, so no wait is shorter than a millisecond."""
+        seconds = max(seconds, 0.001)
         timer = self._timer
         if timer is None or self._timer_seconds != seconds:
             self._drop_timer()
