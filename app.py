@@ -14,6 +14,7 @@ from blueprints import chat, mock_openai, ops, pages, proxy, ws
 from blueprints.common import ApiError
 from llm.upstream import Upstream
 from streaming.metrics import Metrics
+from streaming.shutdown import Lifetimes
 from streaming.validation import InvalidParameter
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.from_mapping(test_config)
     app.extensions["metrics"] = Metrics()
+    app.extensions["lifetimes"] = Lifetimes(app.config["STREAM_MAX_AGE_SECONDS"])
     Upstream().init_app(app)
     _register_errors(app)
     for blueprint in (chat.bp, ops.bp, pages.bp, mock_openai.bp, proxy.bp, ws.bp):

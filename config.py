@@ -43,6 +43,14 @@ def _text(key: str, raw: str) -> str:
     return raw
 
 
+def _optional(parse: Callable[[str, str], Any]) -> Callable[[str, str], Any]:
+    """`parse`, except that an empty value means None (no limit)."""
+    def parse_optional(key: str, raw: str) -> Any:
+        return None if raw == "" else parse(key, raw)
+
+    return parse_optional
+
+
 def _csv(key: str, raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
@@ -61,6 +69,7 @@ APP_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "UPSTREAM_READ_TIMEOUT": (_seconds, "60"),
     "UPSTREAM_POOL_SIZE": (_int(1), "1000"),
     "PROXY_MAX_BODY": (_int(1), str(10 * 1024 * 1024)),
+    "STREAM_MAX_AGE_SECONDS": (_optional(_seconds), ""),
 }
 
 SERVER_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
@@ -70,6 +79,7 @@ SERVER_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "WORKER_CONNECTIONS": (_int(1), "20000"),
     "GRACEFUL_TIMEOUT": (_int(1), "10"),
     "LOG_LEVEL": (_text, "info"),
+    "MAX_REQUESTS": (_int(0), "0"),
 }
 
 

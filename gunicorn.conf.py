@@ -27,8 +27,9 @@ worker_connections = _server["WORKER_CONNECTIONS"]
 # lives; it does so every second from its own greenlet whatever the streams do, so the default
 # suffices and a stream's length is unlimited.
 timeout = 30
-# On SIGTERM a worker stops accepting and lets open streams run this long, then cuts them;
-# EventSource clients reconnect with Last-Event-ID and resume on the new worker.
+# On SIGTERM a worker stops accepting and gives open streams this long before it cuts them. Our
+# streams do not wait for it: they end within 2 s (at most GRACEFUL_TIMEOUT - 1) telling their
+# clients to come back, and resume on another worker with Last-Event-ID (post_worker_init).
 graceful_timeout = _server["GRACEFUL_TIMEOUT"]
 # How long an idle keep-alive connection waits for its next request. Streams are not idle:
 # this only bounds the gap between one request and the next on a reused connection.
@@ -36,9 +37,11 @@ keepalive = 5
 # Connections waiting to be accepted while thousands of clients connect at once (the kernel
 # caps it at net.core.somaxconn).
 backlog = 4096
-# Recycling a worker would cut every stream it holds.
-max_requests = 0
-max_requests_jitter = 0
+# Recycling a worker after MAX_REQUESTS requests (0: never) ends its streams as a restart does:
+# each client is told to come back and resumes on another worker (streaming/shutdown.py). The
+# jitter keeps workers started together from recycling together.
+max_requests = _server["MAX_REQUESTS"]
+max_requests_jitter = max_requests // 10
 # The worker's heartbeat file: on tmpfs, so a busy disk never makes the master kill a worker.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 preload_app = False
@@ -87,6 +90,11 @@ def post_worker_init(worker):
     import gc
 
     gc.freeze()
+    # Whatever stops this worker (SIGTERM, a reload, max_requests) clears `worker.alive`: then
+    # every open stream ends, staggered, with a restart notice. Not an app of ours: nothing to do.
+    lifetimes = getattr(worker.wsgi, "extensions", {}).get("lifetimes")
+    if lifetimes is not None:
+        lifetimes.follow(lambda: worker.alive, worker.cfg.graceful_timeout)
 
 
 def child_exit(server, worker):

@@ -34,9 +34,10 @@ def sse_chat():
 def api_chat():
     params = parse_generation(json_object())
     wanted = request.accept_mimetypes.best_match(FETCH_FORMATS) or FETCH_FORMATS[0]
+    # SSE ids and NDJSON `index`es are token indexes: either resumes after a restart.
+    after = parse_last_event_id(request.headers.get("Last-Event-ID"), params.tokens)
     if wanted == "text/event-stream":
-        after = parse_last_event_id(request.headers.get("Last-Event-ID"), params.tokens)
         return _generate(params, SSEFormat(current_app.config["SSE_RETRY_MS"]), "sse", after)
     if wanted == "application/x-ndjson":
-        return _generate(params, NDJSONFormat(), "ndjson")
-    return _generate(params, TextFormat(), "text")
+        return _generate(params, NDJSONFormat(), "ndjson", after)
+    return _generate(params, TextFormat(), "text", after)

@@ -56,6 +56,7 @@ def stream_response(source: Source, fmt: Format, transport: str) -> Response:
     request.environ.pop("werkzeug.request", None)
     body = EventStream(source, fmt, environ=request.environ,
                        heartbeat=current_app.config["HEARTBEAT_SECONDS"], transport=transport,
-                       metrics=current_app.extensions["metrics"])
+                       metrics=current_app.extensions["metrics"],
+                       lifetimes=current_app.extensions["lifetimes"])
     return Response(body, mimetype=fmt.media_type, headers=STREAM_HEADERS,
                     direct_passthrough=True)

@@ -72,7 +72,8 @@ def _relayed(relay: Relay, cancellation: Cancellation) -> Response:
     request.environ.pop("werkzeug.request", None)  # as stream_response: not for a stream's life
     stream = EventStream(relay, relay.format, environ=request.environ,
                          heartbeat=current_app.config["HEARTBEAT_SECONDS"], transport="proxy",
-                         metrics=current_app.extensions["metrics"], cancellation=cancellation)
+                         metrics=current_app.extensions["metrics"], cancellation=cancellation,
+                         lifetimes=current_app.extensions["lifetimes"])
     response = Response(stream, status=relay.status, headers=relay.headers,
                         direct_passthrough=True)
     if relay.event_stream:

@@ -19,7 +19,7 @@ from flask import Blueprint, current_app, request
 from flask.blueprints import BlueprintSetupState
 from flask_sock import Sock
 
-from generation.params import parse_generation
+from generation.params import parse_generation, parse_resume
 from generation.tts import Speech, parse_speech
 from generation.ws_chat import ChatGeneration
 from streaming.origin import origin_allowed
@@ -31,7 +31,7 @@ from .common import ApiError
 bp = Blueprint("ws", __name__)
 sock = Sock()
 
-CHAT: Starts = {"prompt": lambda body: ChatGeneration(parse_generation(body))}
+CHAT: Starts = {"prompt": lambda body: _chat(body)}
 TTS: Starts = {"speak": lambda body: Speech(parse_speech(body))}
 
 
@@ -49,12 +49,17 @@ def _before_upgrade() -> None:
     request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
 
 
+def _chat(body: dict) -> ChatGeneration:
+    params = parse_generation(body)
+    return ChatGeneration(params, parse_resume(body, params.tokens))
+
+
 def _serve(ws: Any, starts: Starts) -> None:
     # A peer that takes none of a write for two ping intervals is as gone as one that does not
     # answer pings (simple-websocket drops those after one to two intervals).
     write_timeout = 2 * current_app.config["WS_PING_SECONDS"]
-    Session(ws, starts, metrics=current_app.extensions["metrics"],
-            write_timeout=write_timeout).serve()
+    Session(ws, starts, metrics=current_app.extensions["metrics"], write_timeout=write_timeout,
+            lifetimes=current_app.extensions["lifetimes"]).serve()
 
 
 @sock.route("/ws/chat", bp=bp)

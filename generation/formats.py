@@ -5,6 +5,10 @@ A format is what `pipeline.EventStream` needs to put a source's items on the wir
 (the error record that ends a stream that failed after it started, or None where the format
 has none and the connection must be cut), `heartbeat` (bytes, or None for no heartbeat) and
 `media_type`. WebSocket messages use `json_message`, the same objects NDJSON writes a line each.
+
+`restart(reason)` is the record that ends a stream the server stops on purpose (a restart, the
+stream's maximum age) and tells the client to come back: SSE and NDJSON have one and resume with
+Last-Event-ID; plain text has none (no ids to resume from), so its connection is cut instead.
 """
 
 from __future__ import annotations
@@ -58,10 +62,17 @@ class SSEFormat(_TextRecords):
     heartbeat: bytes | None = HEARTBEAT
 
     def __init__(self, retry_ms: int) -> None:
+        self._retry_ms = retry_ms
         self._preamble = ServerSentEvent(retry=retry_ms).encode()
 
     def preamble(self) -> bytes:
         return self._preamble
+
+    def restart(self, reason: str) -> bytes:
+        """`event: restart` with `retry:` and a data field: a named event, never a `message`,
+        and one a parser dispatches (an event without data lines is dropped by EventSource)."""
+        return ServerSentEvent(compact_json({"reason": reason}), event="restart",
+                               retry=self._retry_ms).encode()
 
     def encode(self, item: GenerationEvent) -> str:
         if type(item) is Token:
@@ -85,6 +96,10 @@ class NDJSONFormat(_TextRecords):
 
     def encode(self, item: GenerationEvent) -> str:
         return json_message(item) + "\n"
+
+    def restart(self, reason: str) -> bytes:
+        """`{"type":"restart","reason":...}`: resume by sending Last-Event-ID, the last index."""
+        return (compact_json({"type": "restart", "reason": reason}) + "\n").encode()
 
 
 class TextFormat(_TextRecords):

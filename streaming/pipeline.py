@@ -18,6 +18,7 @@ from typing import Protocol
 from .cancellation import Cancellation
 from .disconnect import DISCONNECT, cancel_on_disconnect
 from .failure import Failure
+from .shutdown import Lifetimes, is_restart, restart_failure
 from .sources import IDLE
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,9 @@ class Format(Protocol):
     def preamble(self) -> bytes: ...
     def chunk(self, batch: list) -> bytes: ...
     def failure(self, failure: Failure) -> bytes | None: ...
+
+    # Optional: `restart(reason) -> bytes`, the record telling the client to come back and
+    # resume (see shutdown.py). A format without one ends a restarted stream as a failure.
 
 
 class Source(Protocol):
@@ -112,14 +116,18 @@ class EventStream:
     4. failure: an exception after the start is sent as the format's error record, or, where the
        format has none, the connection is cut so the client sees an incomplete body;
     5. close: the watcher stops, the producer is killed, the metrics are settled.
+
+    With `lifetimes` the stream is ended with the format's restart record when the worker stops
+    or the stream reaches its maximum age (`shutdown.py`).
     """
 
-    __slots__ = ("_body", "_heartbeat", "_metrics", "_socket", "cancellation", "fmt", "source",
-                 "transport")
+    __slots__ = ("_body", "_heartbeat", "_lifetimes", "_metrics", "_socket", "cancellation",
+                 "fmt", "source", "transport")
 
     def __init__(self, source: Source, fmt: Format, *, environ: dict, heartbeat: float,
                  transport: str, metrics: StreamMetrics,
-                 cancellation: Cancellation | None = None) -> None:
+                 cancellation: Cancellation | None = None,
+                 lifetimes: Lifetimes | None = None) -> None:
         if heartbeat <= 0:
             raise ValueError(f"heartbeat must be > 0 seconds, got {heartbeat!r}")
         self.source = source
@@ -130,6 +138,7 @@ class EventStream:
         self._socket = environ.get("gunicorn.socket")
         self._heartbeat = heartbeat if fmt.heartbeat else None
         self._metrics = metrics
+        self._lifetimes = lifetimes
         self._body = self._stream()
 
     def __iter__(self) -> Iterator[bytes]:
@@ -143,6 +152,7 @@ class EventStream:
         self._metrics.started(self.transport)
         tally = EventTally(self._metrics, self.transport)
         watcher = cancel_on_disconnect(self._socket, self.cancellation)
+        lease = self._lifetimes.track(self.cancellation) if self._lifetimes is not None else None
         try:
             # gunicorn sends the headers with the first write, even an empty one: this one goes
             # out before the source can block, so the client sees the response start at once.
@@ -157,6 +167,8 @@ class EventStream:
                 tally.add(len(batch))
                 if chunk:  # a batch of only start/end events is empty in plain text
                     yield chunk
+            if is_restart(self.cancellation.reason):
+                yield from self._report_restart(self.cancellation.reason)
         except GeneratorExit:
             # gunicorn closes the body when a write failed: the client is gone.
             self.cancellation.cancel(DISCONNECT)
@@ -167,14 +179,26 @@ class EventStream:
         finally:
             if watcher is not None:
                 watcher.stop()
+            if lease is not None:
+                lease.release()
             self.cancellation.cancel("finished")
             tally.flush()
             self._metrics.ended(self.transport, time.monotonic() - began,
                                 self.cancellation.reason == DISCONNECT)
 
+    def _report_restart(self, reason: str) -> Iterator[bytes]:
+        restart = getattr(self.fmt, "restart", None)
+        if restart is not None:
+            yield restart(reason)
+        else:
+            yield from self._send_failure(restart_failure(reason))
+
     def _report_failure(self, exc: Exception) -> Iterator[bytes]:
         failure = (getattr(exc, "failure", None) or getattr(exc.__cause__, "failure", None)
                    or GENERIC_FAILURE)
+        yield from self._send_failure(failure)
+
+    def _send_failure(self, failure: Failure) -> Iterator[bytes]:
         record = self.fmt.failure(failure)
         if record is not None:
             yield record

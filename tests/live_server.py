@@ -32,8 +32,8 @@ class LiveServer:
 
     def __init__(self, app: str = "wsgi:app", env: dict[str, str] | None = None,
                  args: tuple[str, ...] = (), config: str | None = "gunicorn.conf.py",
-                 ready_path: str = "/healthz") -> None:
-        self.port = free_port()
+                 ready_path: str = "/healthz", port: int | None = None) -> None:
+        self.port = port or free_port()  # a given port: a server taking over from a stopped one
         self.url = f"http://127.0.0.1:{self.port}"
         descriptor, name = tempfile.mkstemp(prefix="gunicorn-", suffix=".log")
         self._log_path = Path(name)

@@ -26,3 +26,17 @@ def test_bad_values_name_key_and_value(key, raw):
         config.load({key: raw})
     assert key in str(caught.value)
     assert repr(raw) in str(caught.value)
+
+
+def test_limits_are_off_unless_set():
+    settings = config.load({})
+    assert settings["STREAM_MAX_AGE_SECONDS"] is None
+    assert config.load({"STREAM_MAX_AGE_SECONDS": "90"})["STREAM_MAX_AGE_SECONDS"] == 90
+    assert config.server_settings({})["MAX_REQUESTS"] == 0
+
+
+@pytest.mark.parametrize(("key", "raw"), [("STREAM_MAX_AGE_SECONDS", "0"),
+                                          ("STREAM_MAX_AGE_SECONDS", "never")])
+def test_bad_limits_name_key_and_value(key, raw):
+    with pytest.raises(config.ConfigError, match=key):
+        config.load({key: raw})

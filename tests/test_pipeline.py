@@ -7,6 +7,7 @@ from generation.events import End, Start, Token
 from generation.formats import NDJSONFormat, SSEFormat, TextFormat
 from streaming.cancellation import Cancellation
 from streaming.pipeline import EventStream, EventTally
+from streaming.shutdown import MAX_AGE, Lifetimes
 from streaming.sources import PacedSource, ProducerSource
 
 
@@ -102,6 +103,34 @@ def test_a_failing_source_ends_with_the_error_record():
                          b'"message":"the stream failed before it could finish"}\n\n')
     assert b"kept" in body
     assert b"secret" not in body
+
+
+def _tracked(fmt, lifetimes):
+    return EventStream(PacedSource([(30.0, Token(0, "x"))]), fmt, environ={}, heartbeat=15.0,
+                       transport="sse", metrics=RecordingMetrics(), lifetimes=lifetimes)
+
+
+def test_a_stopping_worker_ends_the_stream_with_the_restart_record():
+    lifetimes = Lifetimes()
+    stream = _tracked(SSEFormat(3000), lifetimes)
+    gevent.spawn_later(0.05, lifetimes.stop_all, 0)
+    assert list(stream) == [b"retry: 3000\n\n", SSEFormat(3000).restart("server_restart")]
+    assert lifetimes.open == 0
+
+
+def test_the_maximum_age_ends_the_stream_with_the_restart_record():
+    stream = _tracked(NDJSONFormat(), Lifetimes(max_age=0.05))
+    assert list(stream) == [b"", b'{"type":"restart","reason":"max_age"}\n']
+
+
+def test_a_format_without_a_restart_record_ends_with_its_failure_record():
+    lifetimes = Lifetimes(max_age=0.05)
+    fmt = NDJSONFormat()
+    fmt.restart = None  # as the proxy's and the mock's formats: no way to resume
+    chunks = list(_tracked(fmt, lifetimes))
+    record = chunks[-1].decode()
+    assert '"type":"error"' in record and f'"type":"{MAX_AGE}"' in record
+    assert "send the request again" in record
 
 
 def test_heartbeat_must_be_positive():
