@@ -70,6 +70,7 @@ APP_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "UPSTREAM_POOL_SIZE": (_int(1), "1000"),
     "PROXY_MAX_BODY": (_int(1), str(10 * 1024 * 1024)),
     "STREAM_MAX_AGE_SECONDS": (_optional(_seconds), ""),
+    "SEND_TIMEOUT_SECONDS": (_seconds, "30"),
 }
 
 SERVER_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {

@@ -57,6 +57,7 @@ def stream_response(source: Source, fmt: Format, transport: str) -> Response:
     body = EventStream(source, fmt, environ=request.environ,
                        heartbeat=current_app.config["HEARTBEAT_SECONDS"], transport=transport,
                        metrics=current_app.extensions["metrics"],
-                       lifetimes=current_app.extensions["lifetimes"])
+                       lifetimes=current_app.extensions["lifetimes"],
+                       send_timeout=current_app.config["SEND_TIMEOUT_SECONDS"])
     return Response(body, mimetype=fmt.media_type, headers=STREAM_HEADERS,
                     direct_passthrough=True)

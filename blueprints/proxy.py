@@ -73,7 +73,8 @@ def _relayed(relay: Relay, cancellation: Cancellation) -> Response:
     stream = EventStream(relay, relay.format, environ=request.environ,
                          heartbeat=current_app.config["HEARTBEAT_SECONDS"], transport="proxy",
                          metrics=current_app.extensions["metrics"], cancellation=cancellation,
-                         lifetimes=current_app.extensions["lifetimes"])
+                         lifetimes=current_app.extensions["lifetimes"],
+                         send_timeout=current_app.config["SEND_TIMEOUT_SECONDS"])
     response = Response(stream, status=relay.status, headers=relay.headers,
                         direct_passthrough=True)
     if relay.event_stream:

@@ -55,10 +55,9 @@ def _chat(body: dict) -> ChatGeneration:
 
 
 def _serve(ws: Any, starts: Starts) -> None:
-    # A peer that takes none of a write for two ping intervals is as gone as one that does not
-    # answer pings (simple-websocket drops those after one to two intervals).
-    write_timeout = 2 * current_app.config["WS_PING_SECONDS"]
-    Session(ws, starts, metrics=current_app.extensions["metrics"], write_timeout=write_timeout,
+    # A peer that takes none of a write for SEND_TIMEOUT_SECONDS is gone, as on every transport.
+    Session(ws, starts, metrics=current_app.extensions["metrics"],
+            write_timeout=current_app.config["SEND_TIMEOUT_SECONDS"],
             lifetimes=current_app.extensions["lifetimes"]).serve()
 
 

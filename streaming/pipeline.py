@@ -18,6 +18,7 @@ from typing import Protocol
 from .cancellation import Cancellation
 from .disconnect import DISCONNECT, cancel_on_disconnect
 from .failure import Failure
+from .send_timeout import guard_sends
 from .shutdown import Lifetimes, is_restart, restart_failure
 from .sources import IDLE
 
@@ -118,7 +119,8 @@ class EventStream:
     5. close: the watcher stops, the producer is killed, the metrics are settled.
 
     With `lifetimes` the stream is ended with the format's restart record when the worker stops
-    or the stream reaches its maximum age (`shutdown.py`).
+    or the stream reaches its maximum age (`shutdown.py`); with `send_timeout` a client that
+    takes no write for that long is dropped (`send_timeout.py`).
     """
 
     __slots__ = ("_body", "_heartbeat", "_lifetimes", "_metrics", "_socket", "cancellation",
@@ -126,8 +128,8 @@ class EventStream:
 
     def __init__(self, source: Source, fmt: Format, *, environ: dict, heartbeat: float,
                  transport: str, metrics: StreamMetrics,
-                 cancellation: Cancellation | None = None,
-                 lifetimes: Lifetimes | None = None) -> None:
+                 cancellation: Cancellation | None = None, lifetimes: Lifetimes | None = None,
+                 send_timeout: float | None = None) -> None:
         if heartbeat <= 0:
             raise ValueError(f"heartbeat must be > 0 seconds, got {heartbeat!r}")
         self.source = source
@@ -140,6 +142,8 @@ class EventStream:
         self._metrics = metrics
         self._lifetimes = lifetimes
         self._body = self._stream()
+        if send_timeout is not None and self._socket is not None:
+            self._body = guard_sends(self._body, self._socket, send_timeout)
 
     def __iter__(self) -> Iterator[bytes]:
         return self._body

@@ -40,3 +40,7 @@ def test_limits_are_off_unless_set():
 def test_bad_limits_name_key_and_value(key, raw):
     with pytest.raises(config.ConfigError, match=key):
         config.load({key: raw})
+
+
+def test_send_timeout_default():
+    assert config.load({})["SEND_TIMEOUT_SECONDS"] == 30
