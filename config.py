@@ -71,6 +71,9 @@ APP_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "PROXY_MAX_BODY": (_int(1), str(10 * 1024 * 1024)),
     "STREAM_MAX_AGE_SECONDS": (_optional(_seconds), ""),
     "SEND_TIMEOUT_SECONDS": (_seconds, "30"),
+    "MAX_STREAMS": (_optional(_int(1)), ""),
+    "MAX_STREAMS_PER_CLIENT": (_optional(_int(1)), ""),
+    "MAX_BODY_BYTES": (_int(1), "65536"),
 }
 
 SERVER_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {

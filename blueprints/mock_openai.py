@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from generation.schedule import schedule
 from llm.openai_wire import (
@@ -21,10 +22,12 @@ from llm.openai_wire import (
 )
 from streaming.cancellation import Cancellation
 from streaming.encoding import compact_json
+from streaming.limits import StreamLimitReached
 from streaming.pipeline import watching
 from streaming.sources import PacedSource
 
 from .common import ApiError, json_object, stream_response
+from .guards import body_too_large, stream_limit_error
 
 bp = Blueprint("mock_openai", __name__, url_prefix="/mock/v1")
 
@@ -45,8 +48,27 @@ def openai_error(error: OpenAIError) -> Response:
 
 @bp.errorhandler(ApiError)
 def api_error(error: ApiError) -> Response:
-    # json_object()'s 400 and 415, in OpenAI's shape.
-    return openai_error(OpenAIError(error.status, error.message, param=error.param))
+    # json_object()'s 400 and 415 and the guards' errors, in OpenAI's shape.
+    response = openai_error(OpenAIError(error.status, error.message, param=error.param))
+    response.headers.update(error.headers)
+    return response
+
+
+def openai_guard_errors(blueprint: Blueprint | Flask) -> None:
+    """Answer the guards' refusals (stream limits, body size) in OpenAI's shape."""
+    blueprint.register_error_handler(
+        StreamLimitReached, lambda error: api_error(stream_limit_error(error)))
+    blueprint.register_error_handler(
+        RequestEntityTooLarge, lambda error: api_error(body_too_large()))
+
+
+openai_guard_errors(bp)
+
+
+@bp.before_request
+def _upstream_body_limit() -> None:
+    # A stand-in for the upstream behind the proxy takes what the proxy forwards.
+    request.max_content_length = current_app.config["PROXY_MAX_BODY"]
 
 
 @bp.get("/models")

@@ -18,13 +18,14 @@ from llm.upstream import self_base_url, upstream_target
 from streaming.cancellation import Cancellation
 from streaming.pipeline import EventStream, watching
 
-from .common import STREAM_HEADERS
-from .mock_openai import ALL_METHODS, CLIENT_CLOSED, openai_error
+from .common import STREAM_HEADERS, claim_stream_slot, read_body, take_stream_slot
+from .mock_openai import ALL_METHODS, CLIENT_CLOSED, openai_error, openai_guard_errors
 
 PREFIX = "/v1"
 
 bp = Blueprint("proxy", __name__)
 bp.register_error_handler(OpenAIError, openai_error)
+openai_guard_errors(bp)
 
 
 @bp.route(f"{PREFIX}/<path:path>", methods=ALL_METHODS)
@@ -33,6 +34,7 @@ def relay(path: str):
     if not upstream.authorized(request.headers.get("Authorization")):
         raise OpenAIError(401, "Incorrect API key provided.", code="invalid_api_key")
     body = _body()
+    take_stream_slot()  # before the upstream is asked: a refused client costs it nothing
     url = (upstream.base_url or self_base_url(request.environ)) + upstream_target(
         request.environ, PREFIX)
     headers = upstream.request_headers(request.headers.items())
@@ -46,17 +48,12 @@ def relay(path: str):
 
 def _body() -> bytes:
     """The request body, at most PROXY_MAX_BODY bytes; JSON where its type says JSON."""
-    limit = current_app.config["PROXY_MAX_BODY"]
-    # werkzeug stops reading a body without a length (chunked) at the maximum and returns it
-    # cut short; one byte more tells a body of exactly `limit` bytes from a longer one.
-    request.max_content_length = limit + 1
+    limit = request.max_content_length = current_app.config["PROXY_MAX_BODY"]
     try:
-        body = request.get_data(cache=False)
-    except RequestEntityTooLarge:  # its declared length is too large: not read at all
-        body = None
-    if body is None or len(body) > limit:
+        body = read_body()
+    except RequestEntityTooLarge:
         raise OpenAIError(413, f"the request body is larger than {limit} bytes",
-                          code="request_too_large")
+                          code="request_too_large") from None
     # A body with no type is taken for JSON: OpenAI's other bodies (uploads) declare theirs.
     mimetype = request.mimetype
     if body and (not mimetype or mimetype == "application/json" or mimetype.endswith("+json")):
@@ -75,6 +72,7 @@ def _relayed(relay: Relay, cancellation: Cancellation) -> Response:
                          metrics=current_app.extensions["metrics"], cancellation=cancellation,
                          lifetimes=current_app.extensions["lifetimes"],
                          send_timeout=current_app.config["SEND_TIMEOUT_SECONDS"])
+    claim_stream_slot(stream)
     response = Response(stream, status=relay.status, headers=relay.headers,
                         direct_passthrough=True)
     if relay.event_stream:

@@ -26,7 +26,7 @@ from streaming.origin import origin_allowed
 from streaming.websocket import server_options
 from streaming.ws_session import Session, Starts
 
-from .common import ApiError
+from .common import ApiError, take_stream_slot
 
 bp = Blueprint("ws", __name__)
 sock = Sock()
@@ -45,6 +45,7 @@ def _before_upgrade() -> None:
     origin = request.headers.get("Origin")
     if not origin_allowed(origin, request.host, current_app.config["ALLOWED_ORIGINS"]):
         raise ApiError(403, "forbidden", f"WebSocket connections from {origin!r} are not allowed")
+    take_stream_slot()  # the connection's, for its whole life: released when the view returns
     # Without the offer the handshake negotiates no extension (see the module docstring).
     request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
 

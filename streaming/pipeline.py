@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
@@ -123,8 +123,8 @@ class EventStream:
     takes no write for that long is dropped (`send_timeout.py`).
     """
 
-    __slots__ = ("_body", "_heartbeat", "_lifetimes", "_metrics", "_socket", "cancellation",
-                 "fmt", "source", "transport")
+    __slots__ = ("_body", "_heartbeat", "_lifetimes", "_metrics", "_on_close", "_socket",
+                 "cancellation", "fmt", "source", "transport")
 
     def __init__(self, source: Source, fmt: Format, *, environ: dict, heartbeat: float,
                  transport: str, metrics: StreamMetrics,
@@ -141,6 +141,7 @@ class EventStream:
         self._heartbeat = heartbeat if fmt.heartbeat else None
         self._metrics = metrics
         self._lifetimes = lifetimes
+        self._on_close: list = []
         self._body = self._stream()
         if send_timeout is not None and self._socket is not None:
             self._body = guard_sends(self._body, self._socket, send_timeout)
@@ -149,7 +150,19 @@ class EventStream:
         return self._body
 
     def close(self) -> None:
-        self._body.close()
+        try:
+            self._body.close()
+        finally:
+            callbacks, self._on_close = self._on_close, []
+            for callback in callbacks:
+                callback()
+
+    def call_on_close(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once this body is closed: by gunicorn after the last write or a failed
+        one, or by werkzeug for a response whose body is never sent (HEAD). A `direct_passthrough`
+        response hands this object to gunicorn as is, so werkzeug's own `call_on_close` only
+        runs in the second case."""
+        self._on_close.append(callback)
 
     def _stream(self) -> Iterator[bytes]:
         began = time.monotonic()

@@ -44,3 +44,11 @@ def test_bad_limits_name_key_and_value(key, raw):
 
 def test_send_timeout_default():
     assert config.load({})["SEND_TIMEOUT_SECONDS"] == 30
+
+
+def test_stream_limits_default_to_none_and_parse():
+    assert config.load({})["MAX_STREAMS"] is None
+    assert config.load({})["MAX_STREAMS_PER_CLIENT"] is None
+    assert config.load({"MAX_STREAMS": "100"})["MAX_STREAMS"] == 100
+    with pytest.raises(config.ConfigError, match="MAX_STREAMS_PER_CLIENT"):
+        config.load({"MAX_STREAMS_PER_CLIENT": "0"})

@@ -159,3 +159,15 @@ def test_event_tally_flush_reports_the_remainder():
     tally.flush()
     tally.flush()
     assert metrics.events == 3
+
+
+@pytest.mark.parametrize("started", [True, False])
+def test_close_callbacks_run_once_whether_or_not_the_body_was_iterated(started):
+    closed = []
+    stream = _stream(PacedSource([(0.0, Token(0, "x"))]))
+    stream.call_on_close(lambda: closed.append(True))
+    if started:
+        list(stream)
+    stream.close()
+    stream.close()
+    assert closed == [True]
