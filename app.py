@@ -10,7 +10,7 @@ from flask import Flask
 from werkzeug.exceptions import HTTPException
 
 import config
-from blueprints import chat, guards, mock_openai, ops, pages, proxy, ws
+from blueprints import chat, guards, mock_openai, openapi, ops, pages, proxy, ws
 from blueprints.common import ApiError
 from llm.upstream import Upstream
 from streaming.metrics import Metrics
@@ -31,7 +31,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     Upstream().init_app(app)
     _register_errors(app)
     guards.init_app(app)
-    for blueprint in (chat.bp, ops.bp, pages.bp, mock_openai.bp, proxy.bp, ws.bp):
+    for blueprint in (chat.bp, ops.bp, pages.bp, mock_openai.bp, proxy.bp, ws.bp, openapi.bp):
         app.register_blueprint(blueprint)
     return app
 

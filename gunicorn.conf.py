@@ -18,8 +18,9 @@ bind = f"{_server['HOST']}:{_server['PORT']}"
 workers = _server["WEB_CONCURRENCY"]
 
 # One greenlet per connection: the gevent worker serves SSE, fetch streams and WebSocket
-# (flask-sock takes over the socket) alike, so no other worker class or server is needed.
-worker_class = "gevent"
+# (flask-sock takes over the socket) alike, so no other worker class or server is needed. Ours
+# only answers what gunicorn's HTTP parser refuses in the API's JSON error shape (serving/).
+worker_class = "serving.worker.GeventWorker"
 # Each open stream is a connection; the default of 1000 would refuse the 1001st stream.
 worker_connections = _server["WORKER_CONNECTIONS"]
 
@@ -45,6 +46,9 @@ max_requests_jitter = max_requests // 10
 # The worker's heartbeat file: on tmpfs, so a busy disk never makes the master kill a worker.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 preload_app = False
+# GET /sse/chat carries its prompt in the URL: gunicorn's largest request line (its default is
+# 4094 bytes) fits more of it; a longer prompt goes in the body of POST /api/chat.
+limit_request_line = 8190
 accesslog = "-"
 errorlog = "-"
 loglevel = _server["LOG_LEVEL"]
