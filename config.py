@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 
 class ConfigError(ValueError):
@@ -55,13 +56,31 @@ def _csv(key: str, raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+def _origins(key: str, raw: str) -> tuple[str, ...]:
+    """Origins as browsers send them (`scheme://host[:port]`, or `null`); never `*`."""
+    origins = _csv(key, raw)
+    for origin in origins:
+        try:
+            parts = urlsplit(origin)
+            parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+        except ValueError:
+            parts = None
+        if origin != "null" and (
+                parts is None or parts.scheme.lower() not in ("http", "https")
+                or not parts.hostname or "*" in origin
+                or parts.path not in ("", "/") or parts.query or parts.fragment):
+            raise ConfigError(f"{key} must list origins like https://app.example.com "
+                              f"(no wildcard, no path), got {origin!r}")
+    return origins
+
+
 # name: (parser, default as the environment would spell it)
 APP_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "HEARTBEAT_SECONDS": (_seconds, "15"),
     "SSE_RETRY_MS": (_int(0), "3000"),
     "STREAM_QUEUE_SIZE": (_int(1), "64"),
     "WS_PING_SECONDS": (_seconds, "25"),
-    "ALLOWED_ORIGINS": (_csv, ""),
+    "ALLOWED_ORIGINS": (_origins, ""),
     "UPSTREAM_BASE_URL": (_text, ""),
     "UPSTREAM_API_KEY": (_text, ""),
     "PROXY_API_KEYS": (_csv, ""),
