@@ -50,6 +50,8 @@ preload_app = False
 # 4094 bytes) fits more of it; a longer prompt goes in the body of POST /api/chat.
 limit_request_line = 8190
 accesslog = "-"
+# The access log never shows keys, tokens or credentials (serving/access_log.py).
+logger_class = "serving.access_log.RedactingLogger"
 errorlog = "-"
 loglevel = _server["LOG_LEVEL"]
 # gunicorn 27 opens a control socket at a fixed path by default; two servers on one machine
