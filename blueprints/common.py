@@ -5,7 +5,9 @@ from __future__ import annotations
 from flask import Response, current_app, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from streaming.encoding import compact_json
 from streaming.pipeline import EventStream, Format, Source
+from streaming.validation import is_unicode
 
 STREAM_HEADERS = {
     # Proxies and browsers must not cache or hold back a stream; nginx honours the second.
@@ -64,6 +66,8 @@ def json_object() -> dict:
     body = request.get_json(silent=True)
     if body is None:
         raise ApiError(400, "invalid_json", "the request body is not valid JSON")
+    if not is_unicode(compact_json(body)):  # a "\ud800" escape: echoed, it would fail as UTF-8
+        raise ApiError(400, "invalid_json", "the request body has a lone surrogate escape")
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request", "the request body must be a JSON object")
     return body

@@ -10,6 +10,7 @@ import socket
 
 import pytest
 import requests
+import websocket
 
 from streaming.sse import parse
 from tests.clients import Stream
@@ -123,8 +124,6 @@ def test_line_breaks_in_a_prompt_never_become_sse_fields(server):
 
 
 def test_a_websocket_last_event_id_with_line_breaks_is_refused(server):
-    import websocket
-
     ws = websocket.create_connection(server.url.replace("http", "ws") + "/ws/chat", timeout=10)
     try:
         ws.send(json.dumps({"type": "prompt", "prompt": "p", "tokens": 5,
@@ -219,3 +218,35 @@ def test_a_failed_key_gets_the_same_answer_whatever_the_key_or_path(keyed, autho
     assert "client-key" not in response.text
     assert set(response.headers) <= {"Server", "Date", "Connection", "Content-Type",
                                      "Content-Length"}
+
+
+# --- text that is not Unicode ------------------------------------------------------------------
+
+LONE_SURROGATE = '"\\ud800 lonely"'  # JSON text; json.loads makes a str no UTF-8 can carry
+
+
+def _lonely(value: object) -> str:
+    """`value` as JSON text, with the string "@" written as a lone surrogate escape."""
+    return json.dumps(value).replace('"@"', LONE_SURROGATE)
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/api/chat", {"prompt": "@", "tokens": 3}),
+    ("/mock/v1/chat/completions", {"model": "@", "messages": [{"role": "user", "content": "hi"}]}),
+    ("/v1/chat/completions", {"model": "demo", "messages": [{"role": "user", "content": "@"}]}),
+])
+def test_a_lone_surrogate_in_a_json_body_is_a_400_not_a_broken_stream(server, path, body):
+    response = requests.post(server.url + path, data=_lonely(body), timeout=10,
+                             headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert "surrogate" in response.json()["error"]["message"]
+
+
+def test_a_lone_surrogate_in_a_websocket_prompt_is_refused(server):
+    ws = websocket.create_connection(server.url.replace("http", "ws") + "/ws/chat", timeout=10)
+    try:
+        ws.send(_lonely({"type": "prompt", "prompt": "@"}))
+        reply = json.loads(ws.recv())
+    finally:
+        ws.close()
+    assert reply["type"] == "error" and reply["param"] == "prompt"
