@@ -3,14 +3,19 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench screenshots clean
 
 run: $(VENV)/.runtime
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 test: $(VENV)/.dev
 	$(BIN)/ruff check .
+	node --test tests/js/*.test.js
 	$(BIN)/python -m pytest
+
+# The browser tests, saving a screenshot of every page for the README.
+screenshots: $(VENV)/.dev
+	SCREENSHOT_DIR=docs/screenshots $(BIN)/python -m pytest -q tests/test_pages.py tests/test_pages_fanout.py
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
@@ -20,7 +25,7 @@ bench: $(VENV)/.dev bench/build/loadgen
 
 bench/build/loadgen: bench/loadgen.c
 	mkdir -p bench/build
-	gcc -O2 -Wall -o $@ $< -lm
+	gcc -O2 -Wall -o $@ $<
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -7,6 +7,7 @@ master can read it before any worker is forked and monkey-patched.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -74,11 +75,22 @@ def _origins(key: str, raw: str) -> tuple[str, ...]:
     return origins
 
 
+def _networks(key: str, raw: str) -> tuple[str, ...]:
+    entries = _csv(key, raw)
+    for entry in entries:
+        try:
+            if entry != "*":
+                ipaddress.ip_network(entry)  # strict, as gunicorn checks it: no host bits
+        except ValueError:
+            raise ConfigError(f"{key} must list IP addresses or networks, or *, "
+                              f"got {raw!r}") from None
+    return entries
+
+
 # name: (parser, default as the environment would spell it)
 APP_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "HEARTBEAT_SECONDS": (_seconds, "15"),
     "SSE_RETRY_MS": (_int(0), "3000"),
-    "STREAM_QUEUE_SIZE": (_int(1), "64"),
     "WS_PING_SECONDS": (_seconds, "25"),
     "ALLOWED_ORIGINS": (_origins, ""),
     "UPSTREAM_BASE_URL": (_text, ""),
@@ -93,6 +105,12 @@ APP_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "MAX_STREAMS": (_optional(_int(1)), ""),
     "MAX_STREAMS_PER_CLIENT": (_optional(_int(1)), ""),
     "MAX_BODY_BYTES": (_int(1), "65536"),
+    "LOG_DIR": (_text, "logs"),
+    "REDIS_URL": (_text, ""),
+    "CHANNEL_HISTORY": (_int(1), "1000"),
+    "SUBSCRIBER_QUEUE": (_int(1), "1000"),
+    "PUBLISH_TOKEN": (_text, ""),
+    "TASK_LEASE_SECONDS": (_seconds, "30"),
 }
 
 SERVER_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
@@ -103,6 +121,8 @@ SERVER_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "GRACEFUL_TIMEOUT": (_int(1), "10"),
     "LOG_LEVEL": (_text, "info"),
     "MAX_REQUESTS": (_int(0), "0"),
+    # Peers whose X-Forwarded-For/-Proto are believed: the reverse proxy only (gunicorn's default).
+    "FORWARDED_ALLOW_IPS": (_networks, "127.0.0.1,::1"),
 }
 
 
@@ -120,3 +140,12 @@ def load(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
 def server_settings(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """The settings gunicorn.conf.py needs before any worker starts."""
     return _read(SERVER_SETTINGS, environ)
+
+
+def broker_warning(workers: int, redis_url: str) -> str | None:
+    """What to warn about when several workers would each keep their own in-memory broker."""
+    if workers <= 1 or redis_url:
+        return None
+    return (f"{workers} workers and no REDIS_URL: each worker has its own in-memory broker, so "
+            "subscribers miss what another worker publishes and tasks are known only to the "
+            "worker that runs them; set REDIS_URL to share channels and tasks")

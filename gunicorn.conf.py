@@ -10,9 +10,11 @@ import resource
 import shutil
 import tempfile
 
-from config import server_settings
+from config import broker_warning, load, server_settings
 
 _server = server_settings()
+# tmpfs, for the files written while streams run; None (the system default) where there is none.
+_SHM = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 bind = f"{_server['HOST']}:{_server['PORT']}"
 workers = _server["WEB_CONCURRENCY"]
@@ -44,7 +46,7 @@ backlog = 4096
 max_requests = _server["MAX_REQUESTS"]
 max_requests_jitter = max_requests // 10
 # The worker's heartbeat file: on tmpfs, so a busy disk never makes the master kill a worker.
-worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+worker_tmp_dir = _SHM
 preload_app = False
 # GET /sse/chat carries its prompt in the URL: gunicorn's largest request line (its default is
 # 4094 bytes) fits more of it; a longer prompt goes in the body of POST /api/chat.
@@ -54,6 +56,9 @@ accesslog = "-"
 logger_class = "serving.access_log.RedactingLogger"
 errorlog = "-"
 loglevel = _server["LOG_LEVEL"]
+# Only these peers (nginx) may set X-Forwarded-Proto here, and the app believes their
+# X-Forwarded-For (streaming/forwarded.py); anyone else connecting directly is taken at its word.
+forwarded_allow_ips = ",".join(_server["FORWARDED_ALLOW_IPS"])
 # gunicorn 27 opens a control socket at a fixed path by default; two servers on one machine
 # (the proxy and its upstream in tests) would fight over it, and nothing here uses it.
 control_socket_disable = True
@@ -67,15 +72,33 @@ if _hard == resource.RLIM_INFINITY or _soft < _hard:
 # server unless one is given, set before the workers (which inherit the environment) start.
 _own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 if _own_metrics_dir:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
-        prefix="stream-metrics-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="stream-metrics-", dir=_SHM)
 
 
 def on_starting(server):
+    # Once, in the master: workers that share no broker would each see only their own events.
+    warning = broker_warning(server.cfg.workers, load()["REDIS_URL"])
+    if warning:
+        server.log.warning(warning)
     directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(directory, exist_ok=True)
     for name in os.listdir(directory):  # values left by an earlier run are not ours
         os.remove(os.path.join(directory, name))
+    _access_log_to_file(os.path.join(load()["LOG_DIR"], "access.log"))
+
+
+def _access_log_to_file(path):
+    # The access log also goes to LOG_DIR/access.log, so /sse/logs has a live file to tail.
+    # Opened here in the master: workers inherit it in append mode, so their lines never
+    # overwrite each other. logging's FileHandler flushes every record, so each line is
+    # written as its request is logged. gunicorn's USR1 reopens it like its own log files,
+    # and its default access_log_format never includes the Authorization header.
+    import logging
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logging.getLogger("gunicorn.access").addHandler(handler)
 
 
 def post_fork(server, worker):

@@ -90,8 +90,10 @@ def markdown_table(results: dict, rows: list) -> str:
 
 
 def start(pin: bool = True, **kwargs) -> LiveServer:
-    """A server on a free port, its worker on SERVER_CPU unless it only plays an upstream."""
-    server = LiveServer(**kwargs).wait_ready()
+    """A server on a free port, its worker on SERVER_CPU unless it only plays an upstream.
+
+    Without gevent's blocking monitor: its tracer runs on every greenlet switch."""
+    server = LiveServer(max_blocking=None, **kwargs).wait_ready()
     if pin:
         for pid in server.worker_pids():
             os.sched_setaffinity(pid, SERVER_CPU)

@@ -7,7 +7,7 @@
  * Every subcommand prints exactly one JSON object on stdout; diagnostics go
  * to stderr. Build: gcc -O2 -o bench/build/loadgen bench/loadgen.c
  *
- * Subcommands: idle, generations, throughput, disconnect, cancel (see usage()).
+ * Subcommands: idle, generations, throughput, disconnect, cancel, fanout (see usage()).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -35,7 +35,7 @@
 #define START_BATCH 256              /* connects per loop turn, so reads keep flowing */
 #define MAX_HEADERS 32
 
-enum cmd { CMD_IDLE, CMD_GEN, CMD_THRU, CMD_DISC, CMD_CANCEL };
+enum cmd { CMD_IDLE, CMD_GEN, CMD_THRU, CMD_DISC, CMD_CANCEL, CMD_FANOUT };
 enum mode { MODE_NONE, MODE_SSE, MODE_NDJSON, MODE_BYTES, MODE_WS };
 static const char *mode_name[] = {"none", "sse", "ndjson", "bytes", "ws"};
 
@@ -70,6 +70,13 @@ static struct {
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The publisher's clock, for fan-out latency: it stamps events with time.time(). */
+static double wall_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
@@ -374,6 +381,22 @@ static void conn_reset(conn *c) {
 
 /* ------------------------------------------------------ application events */
 
+static double *g_lat; /* fanout: one latency sample (ms) per stamped event */
+static size_t g_nlat, g_caplat;
+
+/* fanout: an event whose data has "t":<seconds since the epoch> (the publisher's clock). */
+static void on_stamped(const char *p, size_t n) {
+    const char *t = memmem(p, n, "\"t\":", 4);
+    if (!t) return;
+    double sent = strtod(t + 4, NULL);
+    if (g_nlat == g_caplat) {
+        g_caplat = g_caplat ? g_caplat * 2 : 1 << 16;
+        g_lat = realloc(g_lat, g_caplat * sizeof *g_lat);
+        if (!g_lat) die(1, "%s", "out of memory for latency samples");
+    }
+    g_lat[g_nlat++] = (wall_now() - sent) * 1000;
+}
+
 static void on_ready(conn *c) {
     if (c->ready) return;
     c->ready = true;
@@ -439,6 +462,7 @@ static void on_sse_block(conn *c, const char *p, size_t n) {
     }
     if (!data) return; /* comment, retry: or id-only block */
     c->events++;
+    if (opt.cmd == CMD_FANOUT) { on_stamped(p, n); return; }
     if (!ev) on_token(c);
     else if (evlen == 3 && memcmp(ev, "end", 3) == 0) on_end_marker(c, p, n);
 }
@@ -489,7 +513,7 @@ static void on_body(conn *c, const char *p, size_t n) {
 }
 
 static void on_body_end(conn *c) {
-    if (opt.cmd == CMD_IDLE || opt.cmd == CMD_DISC) {
+    if (opt.cmd == CMD_IDLE || opt.cmd == CMD_DISC || opt.cmd == CMD_FANOUT) {
         conn_fail(c, E_ENDED, "stream ended early");
         return;
     }
@@ -815,13 +839,12 @@ static void json_errors(conn *cs, int n) {
 
 /* --------------------------------------------------------------- commands */
 
-static int cmd_idle(void) {
-    int n = opt.conns;
-    conn *cs = calloc((size_t)n, sizeof *cs);
+/* Open n connections (ramped) until every one is ready or failed; returns when. */
+static double open_all(conn *cs, int n) {
     for (int i = 0; i < n; i++) cs[i].fd = -1;
     int started = 0;
     double t0 = now(), all_started = 0;
-    for (;;) { /* phase 1: open (ramped) until every connection is ready or failed */
+    for (;;) {
         double t = now();
         int target = (int)((t - t0) * opt.ramp) + 1;
         if (target > n) target = n;
@@ -848,10 +871,24 @@ static int cmd_idle(void) {
         FILE *f = fopen(opt.ready_file, "w");
         if (f) { fprintf(f, "%d\n", opened); fclose(f); }
     }
-    for (double end = t_open + opt.hold, t; (t = now()) < end;) { /* phase 2: hold, keep reading */
+    return t_open;
+}
+
+/* Keep reading every open connection for opt.hold seconds. */
+static void hold_all(double from) {
+    for (double end = from + opt.hold, t; (t = now()) < end;) {
         int ms = (int)((end - t) * 1000) + 1;
         loop_once(ms > 100 ? 100 : ms);
     }
+}
+
+static int cmd_idle(void) {
+    int n = opt.conns;
+    conn *cs = calloc((size_t)n, sizeof *cs);
+    double t0 = now(), t_open = open_all(cs, n);
+    int opened = 0;
+    for (int i = 0; i < n; i++) opened += cs[i].ready;
+    hold_all(t_open);
 
     double *hs = malloc(sizeof(double) * (size_t)n);
     size_t nh = 0;
@@ -869,6 +906,38 @@ static int cmd_idle(void) {
     printf(",\"client_cpu_s\":%.3f}\n", cpu_seconds());
     for (int i = 0; i < n; i++) conn_reset(&cs[i]);
     free(cs); free(hs);
+    return 0;
+}
+
+static int cmd_fanout(void) {
+    int n = opt.conns;
+    conn *cs = calloc((size_t)n, sizeof *cs);
+    open_all(cs, n);
+    int opened = 0;
+    for (int i = 0; i < n; i++) opened += cs[i].ready;
+    double cpu0 = cpu_seconds(), t_hold = now();
+    hold_all(t_hold);
+    double cpu = cpu_seconds() - cpu0, secs = now() - t_hold;
+    uint64_t events = 0, emin = UINT64_MAX, emax = 0;
+    int held = 0;
+    for (int i = 0; i < n; i++) {
+        conn *c = &cs[i];
+        if (!c->ready) continue;
+        held += c->fd >= 0;
+        events += c->events;
+        if (c->events < emin) emin = c->events;
+        if (c->events > emax) emax = c->events;
+    }
+    printf("{\"cmd\":\"fanout\",\"conns\":%d,\"opened\":%d,\"failed\":%d,\"held\":%d,"
+           "\"events_total\":%llu,\"events_min\":%llu,\"events_max\":%llu,",
+           n, opened, n - opened, held, (unsigned long long)events,
+           (unsigned long long)(opened ? emin : 0), (unsigned long long)emax);
+    json_dist("latency_ms", g_lat, g_nlat);
+    json_errors(cs, n);
+    printf(",\"hold_s\":%.3f,\"client_cpu_s\":%.3f,\"client_cpu_share\":%.4f}\n", secs, cpu,
+           secs > 0 ? cpu / secs : 0);
+    for (int i = 0; i < n; i++) conn_reset(&cs[i]);
+    free(cs); free(g_lat);
     return 0;
 }
 
@@ -1083,6 +1152,7 @@ static void usage(FILE *f) {
         "  disconnect  --after-events K --repeat M --metrics-url URL --gauge 'NAME{LABELS}'\n"
         "              [--ws --ws-message JSON]\n"
         "  cancel      --ws-message JSON --cancel-after K --repeat M\n"
+        "  fanout      --conns N --hold S [--ramp-per-sec R] [--ready-file PATH]\n"
         "common: --method M --body TEXT --header 'K: V' (repeatable) --timeout S (default 60)\n"
         "        --grace S (wait for the peer's WS close, default 1)\n"
         "        --nap-us U (sleep after a partial read to batch wakeups; default 200 for\n"
@@ -1102,13 +1172,13 @@ static void parse_args(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         exit(argc < 2 ? 2 : 0);
     }
-    const char *cmds[] = {"idle", "generations", "throughput", "disconnect", "cancel"};
+    const char *cmds[] = {"idle", "generations", "throughput", "disconnect", "cancel", "fanout"};
     int ci = -1;
-    for (int i = 0; i < 5; i++) if (!strcmp(argv[1], cmds[i])) ci = i;
+    for (int i = 0; i < 6; i++) if (!strcmp(argv[1], cmds[i])) ci = i;
     if (ci < 0) { usage(stderr); die(2, "unknown command %s", argv[1]); }
     opt.cmd = (enum cmd)ci;
     opt.conns = 1; opt.repeat = 1; opt.after_events = 1; opt.cancel_after = 1;
-    opt.ramp = opt.cmd == CMD_IDLE ? 1000 : 0;
+    opt.ramp = opt.cmd == CMD_IDLE || opt.cmd == CMD_FANOUT ? 1000 : 0;
     opt.timeout = 60; opt.grace = 1; opt.method = "GET";
     opt.nap_us = opt.cmd == CMD_THRU ? 200 : 0;
     opt.mode = opt.cmd == CMD_IDLE ? MODE_NONE : opt.cmd == CMD_CANCEL ? MODE_WS : MODE_SSE;
@@ -1156,7 +1226,9 @@ static void parse_args(int argc, char **argv) {
         }
     }
     if (!opt.have_url) die(2, "%s", "--url is required");
-    if (opt.cmd == CMD_IDLE && opt.ramp <= 0) die(2, "%s", "idle needs --ramp-per-sec > 0");
+    if ((opt.cmd == CMD_IDLE || opt.cmd == CMD_FANOUT) && opt.ramp <= 0)
+        die(2, "%s", "idle and fanout need --ramp-per-sec > 0");
+    if (opt.cmd == CMD_FANOUT && opt.mode != MODE_SSE) die(2, "%s", "fanout reads SSE only");
     if (opt.mode == MODE_WS && opt.cmd != CMD_IDLE && !opt.ws_message)
         die(2, "%s", "WebSocket mode needs --ws-message");
     if (opt.cmd == CMD_CANCEL && opt.mode != MODE_WS) die(2, "%s", "cancel is WebSocket only");
@@ -1190,6 +1262,7 @@ int main(int argc, char **argv) {
     case CMD_THRU: rc = cmd_throughput(); break;
     case CMD_DISC: rc = cmd_disconnect(); break;
     case CMD_CANCEL: rc = cmd_cancel(); break;
+    case CMD_FANOUT: rc = cmd_fanout(); break;
     }
     fflush(stdout); /* the harness reads this line; don't leave it in a stdio buffer */
     return rc;

@@ -1,6 +1,6 @@
 """`make bench`: run every scenario and print the tables (also written to bench/results/).
 
-`python -m bench.run [--quick] [--only sse,ws,proxy]`. Each scenario starts its own servers
+`python -m bench.run [--quick] [--only sse,ws,proxy,fanout]`. Each scenario starts its own servers
 on free loopback ports and stops them; the load client is bench/build/loadgen (C, epoll).
 """
 
@@ -13,9 +13,9 @@ import platform
 import time
 from pathlib import Path
 
-from bench import proxy, sse, ws
+from bench import fanout, proxy, sse, ws
 
-SUITES = {"sse": sse, "ws": ws, "proxy": proxy}
+SUITES = {"sse": sse, "ws": ws, "proxy": proxy, "fanout": fanout}
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

@@ -10,7 +10,7 @@ from generation.schedule import schedule
 from streaming.pipeline import Format
 from streaming.sources import PacedSource
 
-from .common import json_object, stream_response
+from .common import json_object, last_event_id, stream_response
 
 bp = Blueprint("chat", __name__)
 
@@ -22,12 +22,15 @@ def _generate(params: GenerationParams, fmt: Format, transport: str, after: int 
     return stream_response(PacedSource(schedule(params, after)), fmt, transport)
 
 
+def _event_stream(params: GenerationParams, after: int | None):
+    return _generate(params, SSEFormat(current_app.config["SSE_RETRY_MS"]), "sse", after)
+
+
 @bp.get("/sse/chat")
 def sse_chat():
     params = parse_generation(request.args, from_text=True)
-    last_id = request.headers.get("Last-Event-ID", request.args.get("last_event_id"))
-    after = parse_last_event_id(last_id, params.tokens)
-    return _generate(params, SSEFormat(current_app.config["SSE_RETRY_MS"]), "sse", after)
+    after = parse_last_event_id(last_event_id(), params.tokens)
+    return _event_stream(params, after)
 
 
 @bp.post("/api/chat")
@@ -37,7 +40,7 @@ def api_chat():
     # SSE ids and NDJSON `index`es are token indexes: either resumes after a restart.
     after = parse_last_event_id(request.headers.get("Last-Event-ID"), params.tokens)
     if wanted == "text/event-stream":
-        return _generate(params, SSEFormat(current_app.config["SSE_RETRY_MS"]), "sse", after)
+        return _event_stream(params, after)
     if wanted == "application/x-ndjson":
         return _generate(params, NDJSONFormat(), "ndjson", after)
     return _generate(params, TextFormat(), "text", after)

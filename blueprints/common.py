@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from flask import Response, current_app, g, jsonify, request
+from collections.abc import Iterable, Mapping
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from llm.wire import OpenAIError
+from streaming.cancellation import Cancellation
+from streaming.encoded import EncodedSSEFormat
 from streaming.encoding import compact_json
+from streaming.limits import SERVER, StreamLimitReached
 from streaming.pipeline import EventStream, Format, Source
 from streaming.validation import is_unicode
+
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+CLIENT_CLOSED = 499
+"""The status nginx logs for a client that left before the answer: nobody reads this one."""
 
 STREAM_HEADERS = {
     # Proxies and browsers must not cache or hold back a stream; nginx honours the second.
@@ -17,8 +29,7 @@ STREAM_HEADERS = {
 
 
 class ApiError(Exception):
-    """An error answered as `{"error": {"type", "message"[, "param"]}}` with `status`
-    (and `headers`, such as Retry-After)."""
+    """An error answered as `{"error": {"type", "message"[, "param"]}}` with `status`."""
 
     def __init__(self, status: int, type_: str, message: str, param: str | None = None,
                  headers: dict[str, str] | None = None) -> None:
@@ -37,6 +48,16 @@ class ApiError(Exception):
         response.status_code = self.status
         response.headers.update(self.headers)
         return response
+
+
+def json_response(body: dict, status: int = 200) -> Response:
+    """`body` as JSON in its own key order (Flask's jsonify would sort the keys)."""
+    return Response(compact_json(body), status, mimetype="application/json")
+
+
+def openai_error(error: OpenAIError) -> Response:
+    """An OpenAIError answered as OpenAI does: its status, `{"error": {message, type, ...}}`."""
+    return json_response(error.body(), error.status)
 
 
 def read_body() -> bytes:
@@ -73,6 +94,12 @@ def json_object() -> dict:
     return body
 
 
+def last_event_id() -> str | None:
+    """The id a resuming client sends: `Last-Event-ID` (EventSource), or `?last_event_id=` for
+    clients that cannot set headers."""
+    return request.headers.get("Last-Event-ID", request.args.get("last_event_id"))
+
+
 def take_stream_slot() -> None:
     """Count this request as one of the worker's streams (StreamLimitReached past a limit).
 
@@ -98,9 +125,43 @@ def release_unclaimed_slot(exc: BaseException | None = None) -> None:
         slot.release()
 
 
-def stream_response(source: Source, fmt: Format, transport: str) -> Response:
-    """A response streaming `source` in `fmt`: no Content-Length, no caching, no buffering.
+def stream_limit_error(error: StreamLimitReached) -> ApiError:
+    """A refused stream: 503 when the worker is full, 429 when this client has its share."""
+    headers = {"Retry-After": str(error.retry_after)}
+    if error.scope == SERVER:
+        return ApiError(503, "server_busy", str(error), headers=headers)
+    return ApiError(429, "too_many_streams", str(error), headers=headers)
 
+
+def body_too_large() -> ApiError:
+    """A body over this route's limit (`request.max_content_length`)."""
+    limit = request.max_content_length
+    return ApiError(413, "request_too_large", f"the request body is larger than {limit} bytes")
+
+
+def openai_refusal(error: ApiError) -> Response:
+    """An ApiError in OpenAI's shape, its headers (Retry-After) kept."""
+    response = openai_error(OpenAIError(error.status, error.message, param=error.param))
+    response.headers.update(error.headers)
+    return response
+
+
+def openai_guard_errors(blueprint: Blueprint) -> None:
+    """Answer the guards' refusals (stream limits, body size) in OpenAI's shape."""
+    blueprint.register_error_handler(
+        StreamLimitReached, lambda error: openai_refusal(stream_limit_error(error)))
+    blueprint.register_error_handler(
+        RequestEntityTooLarge, lambda error: openai_refusal(body_too_large()))
+
+
+def stream_response(source: Source, fmt: Format, transport: str, *, status: int = 200,
+                    headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+                    cancellation: Cancellation | None = None) -> Response:
+    """A response streaming `source` in `fmt`: no Content-Length, nothing buffered on the way.
+
+    `headers` replace STREAM_HEADERS (a relay passes the upstream's); a Content-Type among them
+    is kept as it is, otherwise the type is `fmt.media_type` (none at all if that is empty).
+    `cancellation` is for a view that already watched the client before the stream existed.
     `direct_passthrough` hands the EventStream to gunicorn as is, so nothing (no ETag, no
     `response.data`) ever collects the body.
     """
@@ -110,9 +171,21 @@ def stream_response(source: Source, fmt: Format, transport: str) -> Response:
     request.environ.pop("werkzeug.request", None)
     body = EventStream(source, fmt, environ=request.environ,
                        heartbeat=current_app.config["HEARTBEAT_SECONDS"], transport=transport,
-                       metrics=current_app.extensions["metrics"],
+                       metrics=current_app.extensions["metrics"], cancellation=cancellation,
                        lifetimes=current_app.extensions["lifetimes"],
                        send_timeout=current_app.config["SEND_TIMEOUT_SECONDS"])
     claim_stream_slot(body)
-    return Response(body, mimetype=fmt.media_type, headers=STREAM_HEADERS,
-                    direct_passthrough=True)
+    given = Headers(STREAM_HEADERS if headers is None else headers)
+    typed = "Content-Type" in given
+    response = Response(body, status=status, headers=given,
+                        mimetype=None if typed else fmt.media_type or None,
+                        direct_passthrough=True)
+    if not typed and not fmt.media_type:  # werkzeug's default, text/html, would be a lie
+        del response.headers["Content-Type"]
+    return response
+
+
+def encoded_sse_response(source: Source,
+                         fmt: type[EncodedSSEFormat] = EncodedSSEFormat) -> Response:
+    """`source`'s pre-encoded events (a fan-out's) as an SSE stream with the app's `retry`."""
+    return stream_response(source, fmt(current_app.config["SSE_RETRY_MS"]), "sse")

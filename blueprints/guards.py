@@ -6,7 +6,7 @@ before the upgrade); the refusal is a 503 (`server_busy`, the worker is full) or
 (`too_many_streams`, this client address holds its share), with Retry-After. A body larger than
 MAX_BODY_BYTES is refused with a 413 when it is read, whether it declared its length or came
 chunked; the OpenAI-compatible routes accept PROXY_MAX_BODY instead and answer in OpenAI's shape
-(`mock_openai.openai_guard_errors`). CORS follows `streaming/cors.py`: preflights are answered
+(`common.openai_guard_errors`). CORS follows `streaming/cors.py`: preflights are answered
 before any view (so never forwarded upstream by the proxy), grants added to every response.
 """
 
@@ -16,21 +16,9 @@ from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from streaming.cors import CorsPolicy
-from streaming.limits import SERVER, StreamLimitReached, StreamSlots
+from streaming.limits import StreamLimitReached, StreamSlots
 
-from .common import ApiError, release_unclaimed_slot
-
-
-def stream_limit_error(error: StreamLimitReached) -> ApiError:
-    headers = {"Retry-After": str(error.retry_after)}
-    if error.scope == SERVER:
-        return ApiError(503, "server_busy", str(error), headers=headers)
-    return ApiError(429, "too_many_streams", str(error), headers=headers)
-
-
-def body_too_large() -> ApiError:
-    limit = request.max_content_length
-    return ApiError(413, "request_too_large", f"the request body is larger than {limit} bytes")
+from .common import ApiError, body_too_large, release_unclaimed_slot, stream_limit_error
 
 
 def answer_preflight() -> Response | None:

@@ -1,65 +1,42 @@
 """An OpenAI-compatible upstream backed by the demo model (`/mock/v1/...`), so all runs offline.
 
 `GET /mock/v1/models` and `POST /mock/v1/chat/completions` (streamed or whole); the wire shapes
-and how a chat request maps onto the demo model are in `streaming/openai_wire.py`. Every error
+and how a chat request maps onto the demo model are in `llm/mock.py`. Every error
 under `/mock/v1/` is in OpenAI's shape.
 """
 
 from __future__ import annotations
 
-import time
-
-from flask import Blueprint, Flask, Response, current_app, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from flask import Blueprint, Response, current_app, request
 
 from generation.schedule import schedule
-from llm.openai_wire import (
-    ChatChunkFormat,
-    OpenAIError,
-    completion,
-    models,
-    parse_chat_request,
-)
+from llm.mock import ChatChunkFormat, completion, models, parse_chat_request
+from llm.wire import OpenAIError
 from streaming.cancellation import Cancellation
-from streaming.encoding import compact_json
-from streaming.limits import StreamLimitReached
+from streaming.metrics import counted_stream
 from streaming.pipeline import watching
 from streaming.sources import PacedSource
 
-from .common import ApiError, json_object, stream_response
-from .guards import body_too_large, stream_limit_error
+from .common import (
+    ALL_METHODS,
+    CLIENT_CLOSED,
+    ApiError,
+    json_object,
+    json_response,
+    openai_error,
+    openai_guard_errors,
+    openai_refusal,
+    stream_response,
+)
 
 bp = Blueprint("mock_openai", __name__, url_prefix="/mock/v1")
-
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-# The status nginx logs for a client that left before the answer: nobody reads this one.
-CLIENT_CLOSED = 499
-
-
-def openai_json(body: dict, status: int = 200) -> Response:
-    """JSON in OpenAI's field order (Flask's jsonify would sort the keys)."""
-    return Response(compact_json(body), status, mimetype="application/json")
-
-
-@bp.errorhandler(OpenAIError)
-def openai_error(error: OpenAIError) -> Response:
-    return openai_json(error.body(), error.status)
+bp.register_error_handler(OpenAIError, openai_error)
 
 
 @bp.errorhandler(ApiError)
 def api_error(error: ApiError) -> Response:
-    # json_object()'s 400 and 415 and the guards' errors, in OpenAI's shape.
-    response = openai_error(OpenAIError(error.status, error.message, param=error.param))
-    response.headers.update(error.headers)
-    return response
-
-
-def openai_guard_errors(blueprint: Blueprint | Flask) -> None:
-    """Answer the guards' refusals (stream limits, body size) in OpenAI's shape."""
-    blueprint.register_error_handler(
-        StreamLimitReached, lambda error: api_error(stream_limit_error(error)))
-    blueprint.register_error_handler(
-        RequestEntityTooLarge, lambda error: api_error(body_too_large()))
+    # json_object()'s 400 and 415, in OpenAI's shape.
+    return openai_refusal(error)
 
 
 openai_guard_errors(bp)
@@ -73,7 +50,7 @@ def _upstream_body_limit() -> None:
 
 @bp.get("/models")
 def list_models():
-    return openai_json(models())
+    return json_response(models())
 
 
 @bp.post("/chat/completions")
@@ -83,7 +60,7 @@ def chat_completions():
         return stream_response(PacedSource(schedule(chat.params)), ChatChunkFormat(chat), "mock")
     if not _generated(chat.params.tokens * chat.params.delay_ms / 1000):
         return Response(status=CLIENT_CLOSED)
-    return openai_json(completion(chat))
+    return json_response(completion(chat))
 
 
 @bp.route("/<path:path>", methods=ALL_METHODS)
@@ -97,10 +74,6 @@ def _generated(seconds: float) -> bool:
     Counted as a `mock` stream while it runs, so /metrics shows a non-streaming call being cut
     just as it shows a stream being cut.
     """
-    metrics = current_app.extensions["metrics"]
-    metrics.started("mock")
-    began = time.monotonic()
-    with watching(request.environ, Cancellation()) as cancellation:
-        left = cancellation.wait(seconds)
-    metrics.ended("mock", time.monotonic() - began, left)
-    return not left
+    with (watching(request.environ, Cancellation()) as cancellation,
+          counted_stream(current_app.extensions["metrics"], "mock", cancellation)):
+        return not cancellation.wait(seconds)

@@ -7,6 +7,8 @@ import os
 from flask import Blueprint, Response, current_app, jsonify
 from gevent import monkey
 
+from config import broker_warning
+
 bp = Blueprint("ops", __name__)
 
 
@@ -15,7 +17,18 @@ def healthz():
     # Whether gevent patched the worker before the app loaded: a stream on an unpatched socket
     # would block the whole worker.
     patched = {name: monkey.is_module_patched(name) for name in ("socket", "ssl", "time")}
-    return jsonify(status="ok", pid=os.getpid(), gevent_patched=patched)
+    return jsonify(status="ok", pid=os.getpid(), gevent_patched=patched, broker=_broker())
+
+
+def _broker() -> dict:
+    """Which broker serves channels and tasks, and a warning if workers do not share it."""
+    broker = current_app.extensions["broker"]
+    status = {"backend": broker.kind, "shared": broker.shared,
+              "subscribers": broker.subscribers()}
+    warning = broker_warning(current_app.config["WEB_CONCURRENCY"], current_app.config["REDIS_URL"])
+    if warning:
+        status["warning"] = warning
+    return status
 
 
 @bp.get("/metrics")

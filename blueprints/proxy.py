@@ -1,25 +1,37 @@
 """The OpenAI-compatible pass-through proxy: any method under `/v1/` to UPSTREAM_BASE_URL.
 
-The view checks the client's key and body, sends upstream while watching the client socket
-(`Upstream.send`), then streams the upstream body as it arrives (`streaming/relay.py`). Its own
+The view checks the client's key and the body's size, sends upstream while watching the client
+socket (`Upstream.send`), then streams the upstream body as it arrives (`llm/relay.py`). Its own
 errors are in OpenAI's shape; the upstream's errors are relayed as they are.
+
+The body is not parsed: whether it is valid JSON is the upstream's to say, as OpenAI does with
+a 400 in the same error shape. Parsing up to PROXY_MAX_BODY (10 MiB) here would hold the event
+loop for every stream of the worker (json.loads is one C call: a thread pool would not let the
+loop run either), only to word the same 400 ourselves.
 """
 
 from __future__ import annotations
 
-import json
-
 from flask import Blueprint, Response, current_app, request
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from llm.openai_wire import OpenAIError
 from llm.relay import Relay
 from llm.upstream import self_base_url, upstream_target
+from llm.wire import OpenAIError
 from streaming.cancellation import Cancellation
-from streaming.pipeline import EventStream, watching
+from streaming.pipeline import watching
 
-from .common import STREAM_HEADERS, claim_stream_slot, read_body, take_stream_slot
-from .mock_openai import ALL_METHODS, CLIENT_CLOSED, openai_error, openai_guard_errors
+from .common import (
+    ALL_METHODS,
+    CLIENT_CLOSED,
+    STREAM_HEADERS,
+    openai_error,
+    openai_guard_errors,
+    read_body,
+    stream_response,
+    take_stream_slot,
+)
 
 PREFIX = "/v1"
 
@@ -47,38 +59,21 @@ def relay(path: str):
 
 
 def _body() -> bytes:
-    """The request body, at most PROXY_MAX_BODY bytes; JSON where its type says JSON."""
+    """The request body, at most PROXY_MAX_BODY bytes, as the client sent it."""
     limit = request.max_content_length = current_app.config["PROXY_MAX_BODY"]
     try:
-        body = read_body()
+        return read_body()
     except RequestEntityTooLarge:
         raise OpenAIError(413, f"the request body is larger than {limit} bytes",
                           code="request_too_large") from None
-    # A body with no type is taken for JSON: OpenAI's other bodies (uploads) declare theirs.
-    mimetype = request.mimetype
-    if body and (not mimetype or mimetype == "application/json" or mimetype.endswith("+json")):
-        try:
-            json.loads(body)
-        except ValueError:
-            raise OpenAIError(400, "We could not parse the JSON body of your request.",
-                              code="invalid_json") from None
-    return body
 
 
 def _relayed(relay: Relay, cancellation: Cancellation) -> Response:
-    request.environ.pop("werkzeug.request", None)  # as stream_response: not for a stream's life
-    stream = EventStream(relay, relay.format, environ=request.environ,
-                         heartbeat=current_app.config["HEARTBEAT_SECONDS"], transport="proxy",
-                         metrics=current_app.extensions["metrics"], cancellation=cancellation,
-                         lifetimes=current_app.extensions["lifetimes"],
-                         send_timeout=current_app.config["SEND_TIMEOUT_SECONDS"])
-    claim_stream_slot(stream)
-    response = Response(stream, status=relay.status, headers=relay.headers,
-                        direct_passthrough=True)
+    headers = Headers(relay.headers)
     if relay.event_stream:
-        response.headers.update(STREAM_HEADERS)
-    if not relay.format.media_type:  # werkzeug would add text/html
-        del response.headers["Content-Type"]
+        headers.update(STREAM_HEADERS)
+    response = stream_response(relay, relay.format, "proxy", status=relay.status,
+                               headers=headers, cancellation=cancellation)
     # werkzeug skips the body of a HEAD, 204 or 304 response; this then releases the upstream.
     response.call_on_close(relay.close)
     return response

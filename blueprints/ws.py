@@ -6,9 +6,10 @@ permessage-deflate. Browsers offer it and simple-websocket would accept; then ea
 would keep zlib state (about 40 KB to inflate what the client sends, 300 KB more to deflate),
 above the whole per-connection budget, for messages of a few dozen bytes.
 
-The blueprint sets flask-sock's SOCK_SERVER_OPTIONS for the whole app when it is registered, so
-every flask-sock route of the app must serve its connection through `ws_session.Session`, which
-runs the inline reader those options ask for (it refuses a server built otherwise).
+`create_app` sets flask-sock's SOCK_SERVER_OPTIONS (`websocket.server_options`) for the whole
+app, so every flask-sock route of the app must serve its connection through
+`ws_session.Session`, which runs the inline reader those options ask for (it refuses a server
+built otherwise).
 """
 
 from __future__ import annotations
@@ -16,14 +17,12 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, request
-from flask.blueprints import BlueprintSetupState
 from flask_sock import Sock
 
 from generation.params import parse_generation, parse_resume
 from generation.tts import Speech, parse_speech
 from generation.ws_chat import ChatGeneration
 from streaming.origin import origin_allowed
-from streaming.websocket import server_options
 from streaming.ws_session import Session, Starts
 
 from .common import ApiError, take_stream_slot
@@ -33,11 +32,6 @@ sock = Sock()
 
 CHAT: Starts = {"prompt": lambda body: _chat(body)}
 TTS: Starts = {"speak": lambda body: Speech(parse_speech(body))}
-
-
-@bp.record_once
-def _configure(state: BlueprintSetupState) -> None:
-    state.app.config["SOCK_SERVER_OPTIONS"] = server_options(state.app.config["WS_PING_SECONDS"])
 
 
 @bp.before_request

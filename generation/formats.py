@@ -7,15 +7,17 @@ has none and the connection must be cut), `heartbeat` (bytes, or None for no hea
 `media_type`. WebSocket messages use `json_message`, the same objects NDJSON writes a line each.
 
 `restart(reason)` is the record that ends a stream the server stops on purpose (a restart, the
-stream's maximum age) and tells the client to come back: SSE and NDJSON have one and resume with
-Last-Event-ID; plain text has none (no ids to resume from), so its connection is cut instead.
+stream's maximum age) and tells the client to come back: SSE (the core's `EncodedSSEFormat`)
+and NDJSON have one and resume with Last-Event-ID; plain text has none (no ids to resume from),
+so its connection is cut instead.
 """
 
 from __future__ import annotations
 
+from streaming.encoded import EncodedSSEFormat
 from streaming.encoding import compact_json
 from streaming.failure import Failure
-from streaming.sse import HEARTBEAT, ServerSentEvent, data_field
+from streaming.sse import ServerSentEvent, data_field
 
 from .events import End, GenerationEvent, Start, Token
 
@@ -51,28 +53,17 @@ class _TextRecords:
         return self.encode(failure).encode()
 
 
-class SSEFormat(_TextRecords):
+class SSEFormat(EncodedSSEFormat):
     """`text/event-stream`: tokens as default-type events whose id is the token index.
 
     The default event type lets `EventSource.onmessage` receive tokens; the id is what a
-    reconnecting EventSource sends back as Last-Event-ID.
+    reconnecting EventSource sends back as Last-Event-ID. `retry` rides in the stream's first
+    event (`start`, or the first token of a resumed stream); the heartbeat and failure event
+    are the core's (`streaming/encoded.py`); only the items are encoded here.
     """
 
-    media_type = "text/event-stream"
-    heartbeat: bytes | None = HEARTBEAT
-
-    def __init__(self, retry_ms: int) -> None:
-        self._retry_ms = retry_ms
-        self._preamble = ServerSentEvent(retry=retry_ms).encode()
-
-    def preamble(self) -> bytes:
-        return self._preamble
-
-    def restart(self, reason: str) -> bytes:
-        """`event: restart` with `retry:` and a data field: a named event, never a `message`,
-        and one a parser dispatches (an event without data lines is dropped by EventSource)."""
-        return ServerSentEvent(compact_json({"reason": reason}), event="restart",
-                               retry=self._retry_ms).encode()
+    def chunk(self, batch: list) -> bytes:
+        return self.first_sets_retry("".join(map(self.encode, batch)).encode())
 
     def encode(self, item: GenerationEvent) -> str:
         if type(item) is Token:

@@ -10,9 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from streaming.validation import InvalidParameter, required_text
+from streaming.validation import InvalidParameter, integer, required_text
 
-PROMPT_MAX_CHARS = 4000
+TEXT_MAX_CHARS = 4000
+"""The longest text a client sends: a prompt, or a text to speak (`tts.py`)."""
 TOKENS_DEFAULT, TOKENS_MAX = 50, 10_000
 DELAY_MS_DEFAULT, DELAY_MS_MAX = 50, 10_000
 
@@ -24,33 +25,16 @@ class GenerationParams:
     delay_ms: int = DELAY_MS_DEFAULT
 
 
-def _integer(values: Mapping[str, Any], name: str, default: int, low: int, high: int,
-             from_text: bool) -> int:
-    raw = values.get(name)
-    if raw is None:
-        return default
-    if from_text and isinstance(raw, str):
-        try:
-            raw = int(raw, 10)
-        except ValueError:
-            raise InvalidParameter(name, f"{name} must be an integer, got {raw!r}") from None
-    # bool is an int in Python, never in a client's intent
-    if not isinstance(raw, int) or isinstance(raw, bool):
-        raise InvalidParameter(name, f"{name} must be an integer")
-    if not low <= raw <= high:
-        raise InvalidParameter(name, f"{name} must be between {low} and {high}, got {raw}")
-    return raw
-
-
 def parse_generation(values: Mapping[str, Any], *, from_text: bool = False) -> GenerationParams:
-    """`prompt` (1..4000 characters), `tokens` (1..10000), `delay_ms` (0..10000).
+    """`prompt` (1..TEXT_MAX_CHARS characters), `tokens` (1..10000), `delay_ms` (0..10000).
 
     `from_text` accepts integers spelled as strings, as a query string carries them; JSON
     must carry real numbers.
     """
-    prompt = required_text(values, "prompt", PROMPT_MAX_CHARS)
-    tokens = _integer(values, "tokens", TOKENS_DEFAULT, 1, TOKENS_MAX, from_text)
-    delay_ms = _integer(values, "delay_ms", DELAY_MS_DEFAULT, 0, DELAY_MS_MAX, from_text)
+    prompt = required_text(values, "prompt", TEXT_MAX_CHARS)
+    tokens = integer(values, "tokens", TOKENS_DEFAULT, 1, TOKENS_MAX, from_text=from_text)
+    delay_ms = integer(values, "delay_ms", DELAY_MS_DEFAULT, 0, DELAY_MS_MAX,
+                       from_text=from_text)
     return GenerationParams(prompt, tokens, delay_ms)
 
 

@@ -12,7 +12,7 @@ after the client left) breaks in four ways; this module is the answer to each:
    re-split into lines; the pipeline joins the pieces that queued up while the client's socket
    was busy into one write. No heartbeat is added: it would change the bytes.
 3. Errors: a body cut off or stalled past the read timeout ends an event stream with OpenAI's
-   error event and `data: [DONE]` (`openai_wire.error_event`); any other body is cut, so the
+   error event and `data: [DONE]` (`wire.error_event`); any other body is cut, so the
    client sees an incomplete chunked body rather than a clean end.
 4. Disconnect: the producer greenlet is killed, which closes the upstream connection (urllib3
    closes a connection whose read was interrupted), so the upstream sees the stream cut.
@@ -32,7 +32,7 @@ from streaming.cancellation import Cancellation
 from streaming.failure import Failure
 from streaming.sources import ProducerSource
 
-from .openai_wire import error_event
+from .wire import error_event
 
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "te", "trailer", "trailers",
                         "transfer-encoding", "upgrade"})

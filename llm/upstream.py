@@ -1,10 +1,10 @@
 """The upstream API the proxy forwards to: one pooled HTTP session per worker, keys, requests.
 
-`Upstream` is an extension in Flask's `init_app` style; its `requests.Session` is created on
-first use in each process, so after gunicorn forked the worker and gevent patched it, and never
-shared between processes. Sharing it between a worker's greenlets is safe: urllib3's pool is a
-queue under gevent-patched locks, and the session keeps no per-user state (its cookie jar
-refuses every cookie, environment proxies and .netrc credentials are ignored).
+`create_app` builds one `Upstream` from plain settings and the metrics; its `requests.Session`
+is created on first use in each process, so after gunicorn forked the worker and gevent patched
+it, and never shared between processes. Sharing it between a worker's greenlets is safe:
+urllib3's pool is a queue under gevent-patched locks, and the session keeps no per-user state
+(its cookie jar refuses every cookie, environment proxies and .netrc credentials are ignored).
 
 Choices made where the issue is silent:
 
@@ -37,9 +37,10 @@ from urllib3.exceptions import ProtocolError
 from urllib3.util.retry import Retry
 
 from streaming.cancellation import Cancellation
+from streaming.metrics import Metrics
 
-from .openai_wire import OpenAIError
 from .relay import end_to_end
+from .wire import OpenAIError
 
 log = logging.getLogger(__name__)
 
@@ -108,23 +109,21 @@ def _prepare(method: str, url: str, headers: Mapping[str, str],
 class Upstream:
     """The upstream API: its address, keys, timeouts and this worker's pooled session."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, base_url: str, api_key: str, client_keys: Iterable[str],
+                 timeout: tuple[float, float], pool_size: int, metrics: Metrics) -> None:
+        """`base_url` empty means this server's mock; `client_keys` are PROXY_API_KEYS;
+        `timeout` is (connect, read) in seconds, as requests takes it."""
+        self.base_url = base_url.rstrip("/")
+        if self.base_url and urlsplit(self.base_url).scheme not in ("http", "https"):
+            raise ValueError(f"UPSTREAM_BASE_URL must be an http:// or https:// URL, "
+                             f"got {base_url!r}")
+        self.api_key = api_key
+        self._client_keys = [_digest(key) for key in client_keys]
+        self.timeout = timeout
+        self.pool_size = pool_size
+        self._metrics = metrics
         self._session: requests.Session | None = None
         self._pid = 0
-
-    def init_app(self, app: Any) -> None:
-        """Read the UPSTREAM_* and PROXY_API_KEYS settings; register as `upstream`."""
-        config = app.config
-        self.base_url = config["UPSTREAM_BASE_URL"].rstrip("/")
-        if self.base_url and urlsplit(self.base_url).scheme not in ("http", "https"):
-            raise ValueError("UPSTREAM_BASE_URL must be an http:// or https:// URL, "
-                             f"got {config['UPSTREAM_BASE_URL']!r}")
-        self.api_key = config["UPSTREAM_API_KEY"]
-        self._client_keys = [_digest(key) for key in config["PROXY_API_KEYS"]]
-        self.timeout = (config["UPSTREAM_CONNECT_TIMEOUT"], config["UPSTREAM_READ_TIMEOUT"])
-        self.pool_size = config["UPSTREAM_POOL_SIZE"]
-        self._metrics = app.extensions["metrics"]
-        app.extensions["upstream"] = self
 
     @property
     def session(self) -> requests.Session:

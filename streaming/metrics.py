@@ -9,6 +9,10 @@ counting once gunicorn's `child_exit` hook marks it dead.
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,9 +24,70 @@ from prometheus_client import (
     multiprocess,
 )
 
+from .cancellation import Cancellation
+from .disconnect import DISCONNECT
+
 TRANSPORTS = ("sse", "ndjson", "text", "ws", "proxy", "mock")
 DURATION_BUCKETS = (0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 FIRST_BYTE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class StreamMetrics(Protocol):
+    """What a stream reports: `Metrics` in the app, a recording fake in tests."""
+
+    def started(self, transport: str) -> None: ...
+    def sent(self, transport: str, events: int) -> None: ...
+    def ended(self, transport: str, seconds: float, disconnected: bool) -> None: ...
+
+
+class EventTally:
+    """Counts a stream's sent events, reporting them to the metrics at most once a second.
+
+    prometheus_client's multiprocess counters take a lock and write an mmap on every `inc`: per
+    write, that was a tenth of the worker's time with 500 paced streams. A scrape every few
+    seconds never sees the difference.
+    """
+
+    __slots__ = ("_metrics", "_reported_at", "_transport", "_unreported")
+
+    INTERVAL = 1.0
+
+    def __init__(self, metrics: StreamMetrics, transport: str) -> None:
+        self._metrics = metrics
+        self._transport = transport
+        self._unreported = 0
+        self._reported_at = time.monotonic()
+
+    def add(self, events: int) -> None:
+        self._unreported += events
+        now = time.monotonic()
+        if now - self._reported_at >= self.INTERVAL:
+            self.flush()
+            self._reported_at = now
+
+    def flush(self) -> None:
+        if self._unreported:
+            self._metrics.sent(self._transport, self._unreported)
+            self._unreported = 0
+
+
+@contextmanager
+def counted_stream(metrics: StreamMetrics, transport: str,
+                   cancellation: Cancellation) -> Iterator[EventTally]:
+    """A stream's whole bookkeeping: counted as active while the block runs, its events tallied,
+    and on the way out its duration recorded, as a disconnect if `cancellation` says so.
+
+    Every transport (the pipeline, a WebSocket generation, the mock's whole answer) ends its
+    streams the same way, so the gauge cannot leak on one path and not on another.
+    """
+    began = time.monotonic()
+    metrics.started(transport)
+    tally = EventTally(metrics, transport)
+    try:
+        yield tally
+    finally:
+        tally.flush()
+        metrics.ended(transport, time.monotonic() - began, cancellation.reason == DISCONNECT)
 
 
 class Metrics:
@@ -58,7 +123,7 @@ class Metrics:
             self.streams_active.labels(transport)
             self.stream_disconnects.labels(transport)
 
-    # The StreamMetrics protocol of streaming.pipeline.
+    # StreamMetrics
     def started(self, transport: str) -> None:
         self.streams_active.labels(transport).inc()
 

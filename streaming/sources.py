@@ -36,7 +36,8 @@ class PacedSource:
     """Items from `items`, pairs of (seconds after the stream starts, item), released when due.
 
     Items already due are sent together in one batch, so a producer that is ahead of the socket
-    costs one write per batch, never one per item; a lone due item is sent at once.
+    costs one write per batch, never one per item; a lone due item is sent at once. Nothing is
+    released once the cancellation is set, not even items that are due.
     """
 
     def __init__(self, items: Iterable[tuple[float, Any]]) -> None:
@@ -57,6 +58,9 @@ class PacedSource:
         started = time.monotonic()
         pending = self._next()
         while pending is not None:
+            # Before every batch, the first too: a stream cancelled before it ran sends nothing.
+            if cancellation.cancelled:
+                return
             due = started + pending[0]
             now = time.monotonic()
             if due > now:
@@ -78,9 +82,7 @@ class PacedSource:
                 # A CPU-bound producer must let other streams run between batches: a write to
                 # a socket with room in its buffer never switches greenlets by itself.
                 gevent.sleep(0)
-            if cancellation.cancelled:
-                return
-        if self._error is not None:
+        if self._error is not None and not cancellation.cancelled:
             raise self._error
 
 
@@ -103,7 +105,9 @@ class ProducerSource:
 
     `produce(emit)` runs in its own greenlet and calls `emit(item)` for each item; `emit` blocks
     while the queue is full. The greenlet is killed when the stream ends or is cancelled, so a
-    producer must release what it holds in `finally`.
+    producer must release what it holds in `finally`. The bound is the producer's to choose, in
+    its own unit: the proxy's relay holds 8 pieces of up to 16 KiB (`llm/relay.py`); small
+    events can afford more.
     """
 
     def __init__(self, produce: Callable[[Callable[[Any], None]], None],

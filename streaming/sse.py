@@ -47,8 +47,11 @@ from dataclasses import KW_ONLY, dataclass
 __all__ = ["HEARTBEAT", "ParsedEvent", "SSEParser", "ServerSentEvent", "data_field", "parse"]
 
 # gunicorn skips empty writes in chunked responses (http/wsgi.py, Response.write), so a
-# heartbeat must not be empty; a comment keeps the connection alive and dispatches nothing.
-HEARTBEAT = b": ping\n\n"
+# heartbeat must not be empty. It is a comment line with no blank line after it: the next event
+# simply follows it. A blank line would add nothing for a spec parser, but httpx-sse dispatches
+# an empty event at a blank line once any id was seen (httpx-sse issue #35): a phantom token
+# between every two tokens of a slow stream.
+HEARTBEAT = b": ping\n"
 
 
 def _lines(value: str) -> list[str]:

@@ -35,3 +35,26 @@ def required_text(values: Mapping[str, Any], name: str, max_chars: int) -> str:
     if not is_unicode(text):
         raise InvalidParameter(name, f"{name} must be valid Unicode (it has a lone surrogate)")
     return text
+
+
+def integer(values: Mapping[str, Any], name: str, default: int, low: int, high: int, *,
+            from_text: bool = False) -> int:
+    """The integer `values[name]` in `low..high`, `default` when absent.
+
+    `from_text` accepts integers spelled as strings, as a query string carries them; JSON
+    must carry real numbers.
+    """
+    raw = values.get(name)
+    if raw is None:
+        return default
+    if from_text and isinstance(raw, str):
+        try:
+            raw = int(raw, 10)
+        except ValueError:
+            raise InvalidParameter(name, f"{name} must be an integer, got {raw!r}") from None
+    # bool is an int in Python, never in a client's intent
+    if not isinstance(raw, int) or isinstance(raw, bool):
+        raise InvalidParameter(name, f"{name} must be an integer")
+    if not low <= raw <= high:
+        raise InvalidParameter(name, f"{name} must be between {low} and {high}, got {raw}")
+    return raw

@@ -96,8 +96,6 @@ class LockedSocket:
             raise
         return len(data)
 
-    sendall = send
-
     def recv(self, size: int) -> bytes:
         return self._sock.recv(size)
 

@@ -12,7 +12,9 @@
    wakes it at once; it then writes the generation's closing message, and since only this
    greenlet writes frames, nothing of the generation can follow that message;
 4. close: when the reader loop ends (the client left or closed, a message over the size limit,
-   no pong, a write that timed out) the generation is cancelled and killed, metrics settled;
+   no pong, a write that timed out) the generation is cancelled and killed, metrics settled.
+   A handler that raises (a bug) is logged; the client gets an error message and a close with
+   1011, never Flask's HTTP 500 written onto the upgraded socket;
 5. restart: with `lifetimes`, a stopping worker or the connection's maximum age stops the
    generation (no `end` message: the client resumes it) and closes with 1012, service restart
    (`shutdown.py`); the client reconnects and sends its prompt again with `last_event_id`.
@@ -27,7 +29,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from typing import Any, Protocol
@@ -36,8 +37,9 @@ import gevent
 from simple_websocket import ConnectionClosed
 
 from .cancellation import Cancellation
+from .disconnect import DISCONNECT
 from .encoding import compact_json
-from .pipeline import DISCONNECT, EventTally, StreamMetrics
+from .metrics import StreamMetrics, counted_stream
 from .shutdown import MAX_AGE, SERVER_RESTART, Lifetimes, is_restart
 from .sources import PacedSource
 from .validation import InvalidParameter
@@ -46,8 +48,10 @@ from .websocket import InlineReader, LockedSocket, MessageSignal, text_frames
 log = logging.getLogger(__name__)
 
 CANCELLED = "cancelled"
+FAILED = "failed"
 CLOSED = "closed"
-
+INTERNAL_ERROR = 1011
+"""The close code for a server that met an unexpected condition (RFC 6455 section 7.4.1)."""
 SERVICE_RESTART = 1012
 """The close code telling a client to reconnect (RFC 6455 registry: "Service Restart")."""
 CLOSE_MESSAGES = {SERVER_RESTART: "service restart", MAX_AGE: "connection reached its maximum age"}
@@ -138,12 +142,31 @@ class Session:
         lease = self._lifetimes.track(self._ending) if self._lifetimes is not None else None
         try:
             self._ws.thread.run()
+        except Exception:
+            # A bug in a handler. Left alone it would reach Flask, whose 500 would be written
+            # as HTTP onto the upgraded socket: end the connection as WebSocket says instead.
+            log.exception("websocket message handler failed")
+            self._fail()
         finally:
             if lease is not None:
                 lease.release()
             self._ending.cancel(CLOSED)
             self._ws.event.on_set = None
             self._stop(DISCONNECT)
+
+    def _fail(self) -> None:
+        """End the generation, send an error message, close with 1011 (internal error)."""
+        if self._running is not None:
+            job, cancellation = self._running
+            cancellation.cancel(FAILED)
+            # Not killed: it finishes the frame it may be writing and its closing message
+            # (each write bounded by the write timeout), so nothing follows the close frame.
+            job.join()
+        with suppress(OSError, ConnectionClosed):
+            self.socket.send(error_frame("the server failed to handle a message"))
+            self._ws.close(INTERNAL_ERROR, "internal error")
+        # The exception unwound simple-websocket's reader loop past its own close().
+        self.socket.close()
 
     def _drain(self) -> None:
         # Called by the reader loop whenever it queued a message or the connection ended.
@@ -182,32 +205,23 @@ class Session:
         self._running = (gevent.spawn(self._run, generation, cancellation), cancellation)
 
     def _run(self, generation: Generation, cancellation: Cancellation) -> None:
-        began = time.monotonic()
-        self._metrics.started(self._transport)
-        tally = EventTally(self._metrics, self._transport)
-        try:
-            for batch in PacedSource(generation.items()).batches(None, cancellation):
-                # PacedSource only looks at the cancellation when it waits; items that are
-                # already due (delay_ms=0) would keep coming.
-                if cancellation.cancelled:
-                    break
-                self.socket.send(generation.frames(batch))
-                tally.add(len(batch))
-            if cancellation.reason != DISCONNECT and not is_restart(cancellation.reason):
-                closing = generation.finish()
-                if closing:
-                    self.socket.send(closing)
-        except OSError:  # the peer is gone (reset, closed, or stopped reading)
-            cancellation.cancel(DISCONNECT)
-        except Exception:
-            log.exception("websocket generation failed")
-            self._report_failure()
-        finally:
-            tally.flush()
-            self._metrics.ended(self._transport, time.monotonic() - began,
-                                cancellation.reason == DISCONNECT)
-            if self._running is not None and self._running[1] is cancellation:
-                self._running = None
+        with counted_stream(self._metrics, self._transport, cancellation) as tally:
+            try:
+                for batch in PacedSource(generation.items()).batches(None, cancellation):
+                    self.socket.send(generation.frames(batch))
+                    tally.add(len(batch))
+                if cancellation.reason != DISCONNECT and not is_restart(cancellation.reason):
+                    closing = generation.finish()
+                    if closing:
+                        self.socket.send(closing)
+            except OSError:  # the peer is gone (reset, closed, or stopped reading)
+                cancellation.cancel(DISCONNECT)
+            except Exception:
+                log.exception("websocket generation failed")
+                self._report_failure()
+            finally:
+                if self._running is not None and self._running[1] is cancellation:
+                    self._running = None
 
     def _report_failure(self) -> None:
         with suppress(OSError):

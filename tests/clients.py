@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
@@ -79,3 +81,13 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
         if time.monotonic() - began > timeout:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+def descriptors_on(pid: int, path: str | os.PathLike) -> int:
+    """How many descriptors process `pid` holds open on the file at `path`."""
+    target = os.path.realpath(path)
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):  # closed since the directory was listed
+            count += os.readlink(f"/proc/{pid}/fd/{fd}") == target
+    return count

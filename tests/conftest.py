@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from app import create_app
-from tests.live_server import LiveServer
+from tests.browser import browser, console, page  # noqa: F401  (fixtures of the page tests)
+from tests.fakes import RecordingMetrics
+from tests.live_server import MAX_BLOCKING_SECONDS, LiveServer
+from tests.nginx_front import NginxFront
+from tests.tls import Certificate, self_signed
+
+pytest_plugins = ["tests.redis_server"]  # redis_url, private_redis
 
 
 @pytest.fixture
@@ -20,6 +27,26 @@ def client(app):
     return app.test_client()
 
 
+@pytest.fixture
+def stream_metrics() -> RecordingMetrics:
+    """Metrics for a stream under test, recording what it reports."""
+    return RecordingMetrics()
+
+
+def _started_until_the_end(make: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
+    """A factory that starts what `make` builds, waits until it is ready, stops it at the end."""
+    started = []
+
+    def start(*args, **kwargs):
+        process = make(*args, **kwargs)
+        started.append(process)  # before waiting, so one that never gets ready is stopped too
+        return process.wait_ready()
+
+    yield start
+    for process in started:
+        process.stop()
+
+
 @pytest.fixture(scope="session")
 def start_server() -> Iterator[Callable[..., LiveServer]]:
     """A factory: `start_server(env={...})` starts a real server, stopped after the session."""
@@ -30,12 +57,56 @@ def start_server() -> Iterator[Callable[..., LiveServer]]:
         servers.append(server)
         return server.wait_ready()
 
+    start.servers = servers  # for loop_never_blocked
     yield start
+    reports = [report for server in servers for report in server.blocking_reports()]
     for server in servers:
         server.stop()
+    _fail_if_blocked(reports)
+
+
+@pytest.fixture(autouse=True)
+def loop_never_blocked(request) -> Iterator[None]:
+    """Fails a test during which a test server's greenlet held the event loop too long."""
+    yield
+    if "start_server" in request.fixturenames:
+        servers = request.getfixturevalue("start_server").servers
+        _fail_if_blocked([report for server in servers for report in server.blocking_reports()])
+
+
+def _fail_if_blocked(reports: list[str]) -> None:
+    if reports:
+        pytest.fail(f"a greenlet held a test server's event loop for more than "
+                    f"{MAX_BLOCKING_SECONDS * 1000:.0f} ms (gevent's report):\n\n"
+                    + "\n\n".join(reports), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def failing_server(start_server) -> LiveServer:
+    """The real app plus routes that fail on purpose (tests/failing_app.py)."""
+    return start_server(app="tests.failing_app:app")
 
 
 @pytest.fixture(scope="session")
 def server(start_server) -> LiveServer:
     """The server most integration tests share: defaults, one worker, short heartbeat."""
     return start_server(env={"HEARTBEAT_SECONDS": "1"})
+
+
+@pytest.fixture(scope="session")
+def tls_certificate(tmp_path_factory) -> Certificate:
+    """A self-signed certificate for 127.0.0.1, for the HTTP/2 and nginx tests."""
+    return self_signed(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def start_nginx(tls_certificate, tmp_path_factory) -> Iterator[Callable[..., NginxFront]]:
+    """A factory: `start_nginx(port, ...)` runs deploy/nginx.conf in front of those ports."""
+    yield from _started_until_the_end(lambda *upstream_ports: NginxFront(
+        upstream_ports, tls_certificate, tmp_path_factory.mktemp("nginx")))
+
+
+@pytest.fixture(scope="session")
+def nginx(start_nginx, server) -> NginxFront:
+    """nginx in front of the shared server."""
+    return start_nginx(server.port)

@@ -1,7 +1,8 @@
 """schemathesis hooks and checks for the fuzz run of tests/test_openapi.py (SCHEMATHESIS_HOOKS).
 
-Hooks keep streams short so every generated request ends: a valid `tokens` or `max_tokens` is
-lowered to at most MAX_TOKENS and a valid `delay_ms` to at most MAX_DELAY_MS, a missing
+Hooks keep streams short so every generated request ends: a valid `tokens`, `max_tokens` or
+task `steps` is lowered to at most MAX_TOKENS and a valid `delay_ms` or `step_ms` to at most
+MAX_DELAY_MS (endless streams, channels and logs, end at the server's maximum age), a missing
 `delay_ms` is 0 rather than the default 50 ms, and so is the mock's (X-Mock-Delay-Ms).
 Out-of-range and mistyped values are left alone: they must be rejected, and the checks see
 that they are.
@@ -39,13 +40,14 @@ def before_call(context, case, kwargs) -> None:
     """Every request of every phase (the coverage phase calls no map_* hook) goes through here."""
     if isinstance(case.query, dict) and "prompt" in case.query:  # /sse/chat
         case.query.setdefault("delay_ms", "0")
-    if isinstance(case.body, dict) and "prompt" in case.body:  # /api/chat
-        case.body.setdefault("delay_ms", 0)
+    if isinstance(case.body, dict) and "prompt" in case.body and case.body.get("delay_ms") is None:
+        case.body["delay_ms"] = 0  # /api/chat: absent or null is the default 50 ms
     _shorter(case.query, "tokens", MAX_TOKENS)
     _shorter(case.query, "delay_ms", MAX_DELAY_MS)
-    for name in ("tokens", "max_tokens", "max_completion_tokens"):
+    for name in ("tokens", "max_tokens", "max_completion_tokens", "steps"):
         _shorter(case.body, name, MAX_TOKENS)
-    _shorter(case.body, "delay_ms", MAX_DELAY_MS)
+    for name in ("delay_ms", "step_ms"):
+        _shorter(case.body, name, MAX_DELAY_MS)
     headers = case.headers = dict(case.headers or {})
     if "X-Mock-Delay-Ms" in headers:
         _shorter(headers, "X-Mock-Delay-Ms", MAX_DELAY_MS)

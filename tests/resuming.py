@@ -170,3 +170,52 @@ def read_in_background(url: str, reading: Reading) -> threading.Thread:
 def port_is_closed(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+NOTICES = frozenset({"restart", "reset", "overflow", "error"})  # from the server, not the stream
+
+
+@dataclass
+class Following:
+    """What a resuming follower of an endless stream (a channel, a log, a task) got."""
+
+    path: str
+    events: list = field(default_factory=list)  # the stream's own events, with their ids
+    restarts: list[str] = field(default_factory=list)  # reasons of the restart notices
+    connections: int = 0
+    error: BaseException | None = None
+
+
+def follow(url: str, following: Following, done: Callable[[list], bool],
+           timeout: float = 60) -> Following:
+    """Read `following.path` like EventSource does, reconnecting with the last event's id, until
+    `done(events)`; a 204 (a task's end already seen) also ends it."""
+    deadline = time.monotonic() + timeout
+    last_id: str | None = None
+    try:
+        while not done(following.events):
+            assert time.monotonic() < deadline, f"{following.path}: not done: {following}"
+            following.connections += 1
+            headers = {"Last-Event-ID": last_id} if last_id else {}
+            try:
+                with Stream(url, following.path, headers=headers, timeout=10) as stream:
+                    if stream.status == 204:
+                        return following
+                    assert stream.status == 200, stream.read_all()
+                    parser = SSEParser()
+                    for _, chunk in stream.chunks():
+                        for event in parser.feed(chunk):
+                            if event.type == "restart":
+                                following.restarts.append(json.loads(event.data)["reason"])
+                            elif event.type not in NOTICES:
+                                following.events.append(event)
+                                last_id = event.last_event_id
+                        if done(following.events):
+                            return following
+            except (http.client.HTTPException, OSError):
+                pass
+            time.sleep(RECONNECT_SECONDS)
+        return following
+    except BaseException as exc:  # handed to the test thread
+        following.error = exc
+        return following

@@ -2,7 +2,8 @@
 
 The core never touches Flask, so a stream cannot hold a request context; no feature package
 imports a blueprint or Flask's request globals; the proxy does not depend on the mock's demo
-model. Every `.py` file under each package is checked, however deep.
+model; a blueprint uses no other blueprint but `common`. Every `.py` file under each package is
+checked, however deep.
 """
 
 from __future__ import annotations
@@ -64,6 +65,40 @@ def test_features_import_no_blueprint_and_no_request_globals(package):
         imported = _imported(path)
         wrong = {m for m in imported if m.split(".")[0] in {"blueprints", "app", "werkzeug"}}
         wrong |= {m for m in imported if m == "flask" and "request" in path.read_text()}
+        assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
+
+
+PROXY_MODULES = ("llm.wire", "llm.upstream", "llm.relay")
+
+
+def _imported_through(module: str, package: str) -> set[str]:
+    """What `module` imports, directly or through the other modules of `package` it imports."""
+    seen: set[str] = set()
+    names: set[str] = set()
+    todo = [module]
+    while todo:
+        current = todo.pop()
+        path = ROOT / (current.replace(".", "/") + ".py")
+        if current in seen or not path.is_file():
+            continue
+        seen.add(current)
+        imported = _imported(path)
+        names |= imported
+        todo.extend(name for name in imported if name.split(".")[0] == package)
+    return names
+
+
+@pytest.mark.parametrize("module", PROXY_MODULES)
+def test_the_proxy_does_not_depend_on_the_mock(module):
+    """Only llm/mock.py (the mock's demo answers) may use the demo model."""
+    imported = _imported_through(module, "llm")
+    wrong = {m for m in imported if m.split(".")[0] == "generation" or m == "llm.mock"}
+    assert not wrong, f"{module} imports {wrong}, directly or through another llm module"
+
+
+def test_blueprints_import_no_other_blueprint_but_common():
+    for path in _files("blueprints"):
+        wrong = {m for m in _imported(path) if m.startswith("blueprints.")} - {"blueprints.common"}
         assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
 
 

@@ -32,7 +32,7 @@ def test_sse_stream_has_exact_headers_and_events(server):
         assert "Content-Length" not in headers
         assert "Content-Encoding" not in headers
         body = s.read_all()
-    assert body.startswith(b"retry: 3000\n\n")
+    assert body.startswith(b'retry: 3000\nevent: start\ndata: {"model":"demo","tokens":12}\n\n')
     events = read_events(server, sse_path("hello", 12))
     assert events[0].type == "start"
     assert json.loads(events[0].data) == {"model": "demo", "tokens": 12}
@@ -57,8 +57,13 @@ def test_tokens_arrive_incrementally(server):
 def test_first_bytes_go_out_before_the_first_token_is_due(server):
     with Stream(server.url, sse_path("slow", tokens=2, delay_ms=3000)) as s:
         at, chunk = next(s.chunks())
-        assert chunk.startswith(b"retry: 3000\n\n")
+        assert chunk.startswith(b"retry: 3000\nevent: start\n")
         assert at - s.sent_at < 1.0
+    # A resumed stream has nothing to send until its next token: the headers still leave.
+    with Stream(server.url, sse_path("slow", tokens=3, delay_ms=3000),
+                headers={"Last-Event-ID": "0"}) as s:
+        assert s.status == 200
+        assert s.headers_at - s.sent_at < 1.0
     with Stream(server.url, "/api/chat", method="POST",
                 body={"prompt": "slow", "tokens": 2, "delay_ms": 3000}) as s:
         assert s.response.headers["Content-Type"] == "text/plain; charset=utf-8"
@@ -70,7 +75,7 @@ def test_heartbeat_comment_while_idle(server):
     with Stream(server.url, sse_path("beat", tokens=1, delay_ms=2600)) as s:
         body = s.read_all()
     before_token = body.split(b"id: 0")[0]
-    assert before_token.count(b": ping\n\n") == 2
+    assert before_token.count(b": ping\n") == 2
 
 
 @pytest.mark.parametrize("how", ["header", "query"])
@@ -242,8 +247,8 @@ def test_a_fast_stream_does_not_stall_a_paced_one(server):
 
 
 @pytest.mark.parametrize("fmt", ["sse", "ndjson"])
-def test_failure_after_start_is_reported_in_band(start_server, fmt):
-    failing = _failing_server(start_server)
+def test_failure_after_start_is_reported_in_band(failing_server, fmt):
+    failing = failing_server
     body = requests.get(f"{failing.url}/test/failing?format={fmt}", timeout=5).text
     assert "internal detail" not in body
     # A failed stream releases what it held, as a finished one does.
@@ -259,19 +264,10 @@ def test_failure_after_start_is_reported_in_band(start_server, fmt):
         assert last["error"]["type"] == "stream_error"
 
 
-def test_failure_in_plain_text_cuts_the_connection(start_server):
-    failing = _failing_server(start_server)
+def test_failure_in_plain_text_cuts_the_connection(failing_server):
+    failing = failing_server
     with pytest.raises(requests.exceptions.ChunkedEncodingError):
         requests.get(f"{failing.url}/test/failing?format=text", timeout=5).content  # noqa: B018
-
-
-_failing = {}
-
-
-def _failing_server(start_server):
-    if "server" not in _failing:
-        _failing["server"] = start_server(app="tests.failing_app:app")
-    return _failing["server"]
 
 
 def test_stream_is_not_slowed_by_a_reader_that_is_slow(server):

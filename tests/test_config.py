@@ -19,7 +19,7 @@ def test_values_are_parsed():
 
 @pytest.mark.parametrize(("key", "raw"), [
     ("HEARTBEAT_SECONDS", "soon"), ("HEARTBEAT_SECONDS", "0"), ("SSE_RETRY_MS", "-1"),
-    ("STREAM_QUEUE_SIZE", "1.5"),
+    ("UPSTREAM_POOL_SIZE", "1.5"),
 ])
 def test_bad_values_name_key_and_value(key, raw):
     with pytest.raises(config.ConfigError) as caught:

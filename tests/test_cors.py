@@ -1,10 +1,8 @@
 """CORS: off by default; ALLOWED_ORIGINS turns it on for the listed origins, preflights included,
-never a wildcard, never credentials. Unit tests of `streaming.cors`, the real server, and a real
-browser fetching across origins."""
+never a wildcard, never credentials. Unit tests of `streaming.cors` and the real server; a real
+browser fetching across origins is in test_pages_cors.py."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 import requests
@@ -12,7 +10,6 @@ import requests
 import config
 from streaming.cors import CorsPolicy
 from tests.live_server import LiveServer
-from tests.test_pages import browser  # noqa: F401 (the Chromium fixture)
 
 APP = "https://app.example"
 EVIL = "https://evil.example"
@@ -112,35 +109,3 @@ def test_another_origin_gets_no_grant_and_cors_off_adds_nothing(cors, server):
     default = requests.get(server.url + "/healthz", headers={"Origin": APP}, timeout=10)
     assert not [h for h in default.headers if h.lower().startswith("access-control-")]
     assert _preflight(server, APP).status_code == 403
-
-
-# --- a real browser, across origins ------------------------------------------------------------
-
-FETCH = """async (url) => {
-    try {
-        const response = await fetch(url, {method: "POST",
-            headers: {"Content-Type": "application/json", "Accept": "application/x-ndjson"},
-            body: JSON.stringify({prompt: "browser cors", tokens: 5, delay_ms: 0})});
-        return {status: response.status, body: await response.text()};
-    } catch (error) {
-        return {error: String(error)};
-    }
-}"""
-
-
-def test_a_browser_reads_a_json_post_stream_only_from_a_listed_origin(browser,  # noqa: F811
-                                                                     start_server, server):
-    api = start_server(env={"ALLOWED_ORIGINS": server.url})  # the page's origin, another port
-    context = browser.new_context()
-    try:
-        page = context.new_page()
-        page.goto(server.url + "/")
-        result = page.evaluate(FETCH, api.url + "/api/chat")
-        assert result.get("status") == 200, result
-        lines = [json.loads(line) for line in result["body"].splitlines() if line]
-        assert [line["type"] for line in lines] == ["start"] + ["token"] * 5 + ["end"]
-        page.goto(api.url + "/healthz")  # the API's own origin: listed nowhere in `server`
-        refused = page.evaluate(FETCH, server.url + "/api/chat")
-        assert "error" in refused and "Failed to fetch" in refused["error"], refused
-    finally:
-        context.close()

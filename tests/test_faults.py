@@ -21,8 +21,8 @@ import pytest
 import requests
 from gevent import socket as gsocket
 
-from llm.openai_wire import error_event
 from llm.relay import BROKEN, STALLED
+from llm.wire import error_event
 from streaming.metrics import TRANSPORTS
 from tests.clients import metric, wait_until
 from tests.live_server import LiveServer

@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -12,15 +13,37 @@ from streaming.sse import parse
 EVENTS = [Start("demo", 2), Token(0, " 流式"), Token(1, "\n"), End("stop", 2)]
 
 
-def test_sse_chunk_bytes():
+def test_sse_chunk_bytes_with_retry_in_the_first_event_only():
     fmt = SSEFormat(3000)
-    assert fmt.preamble() == b"retry: 3000\n\n"
-    assert fmt.chunk(EVENTS) == (
-        'event: start\ndata: {"model":"demo","tokens":2}\n\n'
+    assert fmt.preamble() == b""
+    assert fmt.chunk(EVENTS[:2]) == (
+        'retry: 3000\nevent: start\ndata: {"model":"demo","tokens":2}\n\n'
         "id: 0\ndata:  流式\n\n"
-        "id: 1\ndata: \ndata: \n\n"
-        'event: end\ndata: {"finish_reason":"stop","tokens":2}\n\n'
     ).encode()
+    assert fmt.chunk(EVENTS[2:]) == (
+        b"id: 1\ndata: \ndata: \n\n"
+        b'event: end\ndata: {"finish_reason":"stop","tokens":2}\n\n'
+    )
+
+
+def test_sse_resumed_stream_sets_retry_in_its_first_token():
+    assert SSEFormat(500).chunk([Token(7, "x")]) == b"retry: 500\nid: 7\ndata: x\n\n"
+
+
+def test_sse_no_block_without_data():
+    """Every block has data: httpx-sse would yield an empty event for one without."""
+    fmt = SSEFormat(3000)
+    body = fmt.chunk(EVENTS) + fmt.failure(Failure("stream_error", "gone"))
+    blocks = body.decode().split("\n\n")[:-1]
+    assert len(blocks) == 5
+    assert all("\ndata: " in "\n" + block for block in blocks)
+    assert parse(body)[0].type == "start"
+
+
+@pytest.mark.parametrize("retry_ms", [-1, 1.5, True, "3000"])
+def test_sse_retry_must_be_a_non_negative_int(retry_ms):
+    with pytest.raises(ValueError, match="retry_ms"):
+        SSEFormat(retry_ms)
 
 
 def test_sse_tokens_survive_a_spec_parser():
@@ -30,8 +53,15 @@ def test_sse_tokens_survive_a_spec_parser():
 
 
 def test_sse_failure_record():
-    record = SSEFormat(3000).failure(Failure("stream_error", "gone"))
+    fmt = SSEFormat(3000)
+    fmt.chunk([EVENTS[0]])
+    record = fmt.failure(Failure("stream_error", "gone"))
     assert record == b'event: error\ndata: {"type":"stream_error","message":"gone"}\n\n'
+
+
+def test_sse_failure_before_any_event_sets_retry():
+    record = SSEFormat(3000).failure(Failure("stream_error", "gone"))
+    assert record.startswith(b"retry: 3000\nevent: error\n")
 
 
 def test_ndjson_lines():

@@ -38,3 +38,25 @@ def test_throughput_counts_events(loadgen, server):
                  server.url + "/sse/chat?prompt=count&tokens=3000&delay_ms=0")
     assert result["tokens"] == 3000
     assert result["events"] == 3002  # the start and end events carry data too
+
+
+def test_fanout_counts_each_subscribers_events_and_their_latency(loadgen, server, tmp_path):
+    import time
+
+    import requests
+
+    ready = tmp_path / "ready"
+    client = subprocess.Popen(
+        [str(loadgen), "fanout", "--url", server.url + "/sse/channels/loadgen", "--conns", "4",
+         "--hold", "3", "--ready-file", str(ready)], stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for n in range(5):
+        requests.post(server.url + "/api/channels/loadgen", timeout=10,
+                      json={"event": "tick", "data": {"t": time.time(), "n": n}})
+    result = json.loads(client.communicate(timeout=30)[0])
+    assert (result["opened"], result["events_total"]) == (4, 20)
+    assert (result["events_min"], result["events_max"]) == (5, 5)
+    assert result["latency_ms"]["n"] == 20
+    assert 0 <= result["latency_ms"]["p50"] < 3000

@@ -1,31 +1,19 @@
 """EventStream driven the way gunicorn drives a WSGI body: iterate, then close()."""
 
+import errno
+import socket
+
 import gevent
 import pytest
 
 from generation.events import End, Start, Token
 from generation.formats import NDJSONFormat, SSEFormat, TextFormat
 from streaming.cancellation import Cancellation
-from streaming.pipeline import EventStream, EventTally
+from streaming.metrics import EventTally
+from streaming.pipeline import EventStream
 from streaming.shutdown import MAX_AGE, Lifetimes
 from streaming.sources import PacedSource, ProducerSource
-
-
-class RecordingMetrics:
-    def __init__(self):
-        self.active = 0
-        self.events = 0
-        self.disconnects = 0
-
-    def started(self, transport):
-        self.active += 1
-
-    def sent(self, transport, events):
-        self.events += events
-
-    def ended(self, transport, seconds, disconnected):
-        self.active -= 1
-        self.disconnects += disconnected
+from tests.fakes import RecordingMetrics
 
 
 def _stream(source, fmt=None, heartbeat=15.0, metrics=None):
@@ -33,26 +21,27 @@ def _stream(source, fmt=None, heartbeat=15.0, metrics=None):
                        transport="sse", metrics=metrics or RecordingMetrics())
 
 
-def test_preamble_is_the_first_write_before_the_source_runs():
+def test_an_empty_first_write_goes_out_before_the_source_runs():
+    # gunicorn sends the headers with it: the client sees the response start at once.
     stream = _stream(PacedSource([(10.0, Token(0, "late"))]))
-    assert next(iter(stream)) == b"retry: 3000\n\n"
+    assert next(iter(stream)) == b""
     stream.close()
 
 
-def test_a_stream_writes_every_event_and_settles_its_metrics():
-    metrics = RecordingMetrics()
+def test_a_stream_writes_every_event_and_settles_its_metrics(stream_metrics):
+    metrics = stream_metrics
     items = [(0.0, Start("demo", 2)), (0.0, Token(0, " a")), (0.0, Token(1, " b")),
              (0.0, End("stop", 2))]
     body = b"".join(_stream(PacedSource(items), metrics=metrics))
-    assert body.count(b"\n\n") == 5
+    assert body.count(b"\n\n") == 4  # four events, each one block
     assert (metrics.active, metrics.events, metrics.disconnects) == (0, 4, 0)
 
 
 def test_heartbeat_while_idle():
     stream = _stream(PacedSource([(0.25, Token(0, "x"))]), heartbeat=0.1)
     chunks = list(stream)
-    assert chunks[1:3] == [b": ping\n\n", b": ping\n\n"]
-    assert chunks[-1] == b"id: 0\ndata: x\n\n"
+    assert chunks[1:3] == [b": ping\n", b": ping\n"]
+    assert chunks[-1] == b"retry: 3000\nid: 0\ndata: x\n\n"
 
 
 def test_ndjson_heartbeat_is_a_blank_line_and_text_has_none():
@@ -61,8 +50,8 @@ def test_ndjson_heartbeat_is_a_blank_line_and_text_has_none():
     assert list(_stream(PacedSource(idle), TextFormat(), heartbeat=0.1)) == [b"", b"x"]
 
 
-def test_close_mid_stream_counts_a_disconnect_and_kills_the_producer():
-    metrics = RecordingMetrics()
+def test_close_mid_stream_counts_a_disconnect_and_kills_the_producer(stream_metrics):
+    metrics = stream_metrics
     finished = []
 
     def produce(emit):
@@ -82,14 +71,14 @@ def test_close_mid_stream_counts_a_disconnect_and_kills_the_producer():
     assert (metrics.active, metrics.disconnects) == (0, 1)
 
 
-def test_cancellation_while_idle_ends_the_stream():
-    metrics = RecordingMetrics()
+def test_cancellation_while_idle_ends_the_stream(stream_metrics):
+    metrics = stream_metrics
     cancellation = Cancellation()
     stream = EventStream(PacedSource([(30.0, Token(0, "x"))]), SSEFormat(3000), environ={},
                          heartbeat=15.0, transport="sse", metrics=metrics,
                          cancellation=cancellation)
     gevent.spawn_later(0.05, cancellation.cancel, "disconnect")
-    assert list(stream) == [b"retry: 3000\n\n"]
+    assert list(stream) == [b""]
     assert (metrics.active, metrics.disconnects) == (0, 1)
 
 
@@ -114,7 +103,7 @@ def test_a_stopping_worker_ends_the_stream_with_the_restart_record():
     lifetimes = Lifetimes()
     stream = _tracked(SSEFormat(3000), lifetimes)
     gevent.spawn_later(0.05, lifetimes.stop_all, 0)
-    assert list(stream) == [b"retry: 3000\n\n", SSEFormat(3000).restart("server_restart")]
+    assert list(stream) == [b"", SSEFormat(3000).restart("server_restart")]
     assert lifetimes.open == 0
 
 
@@ -132,18 +121,55 @@ def test_a_format_without_a_restart_record_ends_with_its_failure_record():
     assert '"type":"error"' in record and f'"type":"{MAX_AGE}"' in record
     assert "send the request again" in record
 
+def _fails_after_one_token():
+    yield 0.0, Token(0, "kept")
+    raise RuntimeError("internal detail")
+
+
+def test_a_client_leaving_while_the_error_record_is_written_counts_a_disconnect(stream_metrics):
+    stream = _stream(PacedSource(_fails_after_one_token()), metrics=stream_metrics)
+    body = iter(stream)
+    assert next(body) == b""
+    assert b"kept" in next(body)
+    assert next(body).startswith(b"event: error")  # gunicorn's write of it fails...
+    stream.close()  # ...and it closes the body
+    assert stream_metrics.ends == [("sse", True)]
+
+
+class GoneClientSocket:
+    """gunicorn's client socket after the peer left: shutdown() raises ENOTCONN."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def shutdown(self, how: int) -> None:
+        raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
+
+
+def test_cutting_the_connection_of_a_client_that_left_counts_a_disconnect(stream_metrics):
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        stream = EventStream(PacedSource(_fails_after_one_token()), TextFormat(),
+                             environ={"gunicorn.socket": GoneClientSocket(ours)},
+                             heartbeat=15.0, transport="text", metrics=stream_metrics)
+        assert b"".join(stream) == b"kept"  # and no OSError out of the body
+    assert stream_metrics.ends == [("text", True)]
+
 
 def test_heartbeat_must_be_positive():
     with pytest.raises(ValueError, match="heartbeat"):
         _stream(PacedSource([]), heartbeat=0)
 
 
-def test_event_tally_reports_at_most_once_a_second_and_everything_at_the_end(monkeypatch):
-    metrics = RecordingMetrics()
+def test_event_tally_reports_at_most_once_a_second(monkeypatch, stream_metrics):
+    metrics = stream_metrics
     reports = []
     metrics.sent = lambda transport, events: reports.append(events)
     clock = iter([0.0, 0.1, 0.5, 1.2, 1.3, 2.5])
-    monkeypatch.setattr("streaming.pipeline.time.monotonic", lambda: next(clock))
+    monkeypatch.setattr("streaming.metrics.time.monotonic", lambda: next(clock))
     tally = EventTally(metrics, "sse")  # reads the clock: 0.0
     for events in (1, 2, 3, 4, 5):
         tally.add(events)  # at 0.1, 0.5, 1.2 (reports 6), 1.3, 2.5 (reports 9)
@@ -151,8 +177,8 @@ def test_event_tally_reports_at_most_once_a_second_and_everything_at_the_end(mon
     assert reports == [6, 9]
 
 
-def test_event_tally_flush_reports_the_remainder():
-    metrics = RecordingMetrics()
+def test_event_tally_flush_reports_the_remainder(stream_metrics):
+    metrics = stream_metrics
     tally = EventTally(metrics, "sse")
     tally.add(3)
     assert metrics.events == 0

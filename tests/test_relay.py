@@ -10,7 +10,6 @@ import pytest
 import requests
 from urllib3 import HTTPResponse
 
-from llm.openai_wire import error_event
 from llm.relay import (
     BROKEN,
     STALLED,
@@ -19,6 +18,7 @@ from llm.relay import (
     connection_listed,
     end_to_end,
 )
+from llm.wire import error_event
 from streaming.cancellation import Cancellation
 from streaming.sources import ProducerFailed
 

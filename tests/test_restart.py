@@ -9,6 +9,7 @@ issue allows (plus slack for this shared machine).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -18,7 +19,10 @@ from collections.abc import Callable
 import pytest
 import requests
 
+from broker import make_broker
 from generation import demo_model
+from tasks import TaskReporter
+from tests.channel_clients import new_channel, publish
 from tests.live_server import LiveServer
 from tests.resuming import (
     CONNECTIONS,
@@ -26,7 +30,9 @@ from tests.resuming import (
     END,
     RESTART,
     TOKENS,
+    Following,
     Reading,
+    follow,
     read_in_background,
 )
 
@@ -149,3 +155,47 @@ def test_streams_older_than_the_maximum_age_end_and_resume(start_server, transpo
     ages = [notice - connected for (notice, _), connected in
             zip(reading.notices, reading.connected_at, strict=False)]
     assert all(0.85 < age < 2.0 for age in ages), ages
+
+
+def test_a_reload_under_channel_log_and_task_streams_loses_and_repeats_nothing(
+        start_server, redis_url, tmp_path):
+    """Channel events through Redis, a log's lines and a task's progress (reported by a job
+    outside the server, as RQ would), each followed across a reload with Last-Event-ID."""
+    server = start_server(env={"GRACEFUL_TIMEOUT": "5", "REDIS_URL": redis_url,
+                               "LOG_DIR": str(tmp_path)})
+    count, channel, log = 40, new_channel(), tmp_path / "restart.log"
+    log.write_text("")
+    job = TaskReporter(broker=make_broker(redis_url, 1000, 1000))
+    job.start(count)
+    followings = {
+        "channel": (Following(f"/sse/channels/{channel}"), lambda e: len(e) >= count),
+        "log": (Following(f"/sse/logs/{log.name}?tail=0"), lambda e: len(e) >= count),
+        "task": (Following(f"/sse/tasks/{job.id}"),
+                 lambda e: bool(e) and e[-1].type == "done"),
+    }
+    readers = [threading.Thread(target=follow, args=(server.url, following, done), daemon=True)
+               for following, done in followings.values()]
+    for reader in readers:
+        reader.start()
+    time.sleep(0.5)  # all three subscribed
+    for index in range(count):
+        if index == count // 4:
+            _reload(server, start_server)
+        publish(server.url, channel, index)
+        with log.open("a") as lines:
+            lines.write(f"line {index}\n")
+        job.progress(index + 1, f"step {index + 1}")
+        time.sleep(0.05)
+    job.done("finished")
+    for reader in readers:
+        reader.join(timeout=60)
+    channel_events, log_events, task_events = (f.events for f, _ in followings.values())
+    for following, _ in followings.values():
+        assert following.error is None, following
+        # Told at least once; a reconnection that reached the old worker again is told again.
+        assert following.restarts and set(following.restarts) == {"server_restart"}, following
+    assert [json.loads(e.data) for e in channel_events] == list(range(count))
+    assert [e.data for e in log_events] == [f"line {i}" for i in range(count)]
+    steps = [json.loads(e.data)["step"] for e in task_events if e.type == "progress"]
+    assert steps == list(range(count + 1))  # step 0 from start(), then every step once
+    assert task_events[-1].type == "done"

@@ -39,6 +39,20 @@ def test_cancellation_ends_the_wait_at_once():
     assert time.monotonic() - began < 1.0
 
 
+def test_a_paced_source_cancelled_before_it_runs_releases_nothing():
+    cancellation = Cancellation()
+    cancellation.cancel()
+    assert list(PacedSource([(0.0, "due"), (0.0, "due too")]).batches(None, cancellation)) == []
+
+
+def test_a_paced_source_stops_between_batches_once_cancelled():
+    cancellation = Cancellation()
+    batches = PacedSource([(0.0, "a"), (0.01, "b")]).batches(None, cancellation)
+    assert next(batches) == ["a"]
+    cancellation.cancel()
+    assert list(batches) == []
+
+
 def test_a_fast_paced_source_lets_other_greenlets_run_between_batches():
     ticks = []
     ticker = gevent.spawn(lambda: [ticks.append(time.monotonic()) or gevent.sleep(0)

@@ -12,8 +12,8 @@ import requests
 from requests.cookies import extract_cookies_to_jar
 
 from app import create_app
-from llm.openai_wire import OpenAIError
 from llm.upstream import Upstream, self_base_url, upstream_target
+from llm.wire import OpenAIError
 from streaming.cancellation import Cancellation
 from tests.live_server import free_port
 

@@ -18,20 +18,7 @@ from generation.params import parse_generation
 from generation.ws_chat import ChatGeneration
 from streaming.websocket import server_options, text_frames
 from streaming.ws_session import BadMessage, Session, error_frame, parse_message
-
-
-class RecordedMetrics:
-    def __init__(self) -> None:
-        self.calls: list[tuple] = []
-
-    def started(self, transport: str) -> None:
-        self.calls.append(("started", transport))
-
-    def sent(self, transport: str, events: int) -> None:
-        self.calls.append(("sent", transport, events))
-
-    def ended(self, transport: str, seconds: float, disconnected: bool) -> None:
-        self.calls.append(("ended", transport, disconnected))
+from tests.fakes import RecordingMetrics
 
 
 class Broken:
@@ -48,8 +35,12 @@ class Broken:
         return b""
 
 
+def handler_bug(body: dict):
+    raise KeyError("internal detail")
+
+
 STARTS = {"prompt": lambda body: ChatGeneration(parse_generation(body)),
-          "boom": lambda body: Broken()}
+          "boom": lambda body: Broken(), "crash": handler_bug}
 
 
 class Peer:
@@ -96,11 +87,11 @@ def upgrade_environ(sock) -> dict:
 
 
 @pytest.fixture
-def connection():
+def connection(stream_metrics):
     """(peer, session, serving greenlet, metrics) on a fresh socketpair."""
     server_sock, client_sock = gevent.socket.socketpair()
     ws = Server(upgrade_environ(server_sock), **server_options(None))
-    metrics = RecordedMetrics()
+    metrics = stream_metrics
     session = Session(ws, STARTS, metrics=metrics, write_timeout=5)
     serving = gevent.spawn(session.serve)
     peer = Peer(client_sock)
@@ -120,10 +111,10 @@ def test_a_generation_reports_start_sends_and_end(connection):
     peer, session, _, metrics = connection
     peer.send(type="prompt", prompt="metrics", tokens=5, delay_ms=0)
     assert len(peer.until_end()) == 7
-    wait_for(lambda: metrics.calls[-1][0] == "ended")
-    assert metrics.calls[0] == ("started", "ws")
-    assert sum(call[2] for call in metrics.calls if call[0] == "sent") == 7
-    assert metrics.calls[-1] == ("ended", "ws", False)
+    wait_for(lambda: metrics.ends)
+    assert metrics.starts == ["ws"]
+    assert metrics.events == 7
+    assert metrics.ends == [("ws", False)]
     assert session._running is None  # an idle connection holds no generation
 
 
@@ -145,7 +136,7 @@ def test_a_client_leaving_mid_generation_kills_it_and_counts_a_disconnect(connec
     serving.join(timeout=5)
     assert serving.dead
     assert job.dead
-    assert metrics.calls[-1] == ("ended", "ws", True)
+    assert metrics.ends[-1] == ("ws", True)
 
 
 def test_a_failing_generation_says_so_and_the_connection_stays_usable(connection, monkeypatch):
@@ -156,7 +147,39 @@ def test_a_failing_generation_says_so_and_the_connection_stays_usable(connection
     assert peer.message() == {"type": "error", "message": "the generation failed"}
     peer.send(type="prompt", prompt="after", tokens=1, delay_ms=0)
     assert peer.until_end()[-1]["finish_reason"] == "stop"
-    assert ("ended", "ws", False) in metrics.calls
+    assert ("ws", False) in metrics.ends
+
+
+HANDLER_FAILED = {"type": "error", "message": "the server failed to handle a message"}
+
+
+def assert_closed_with_1011(peer) -> None:
+    opcode, payload = peer.frame()
+    assert (opcode, payload[0]) == (Opcode.CLOSE, 1011)
+
+
+def test_a_handler_that_raises_gets_an_error_message_and_a_1011_close(connection):
+    peer, _, serving, _ = connection
+    peer.send(type="crash")
+    assert peer.message() == HANDLER_FAILED
+    assert_closed_with_1011(peer)
+    peer.sock.close()
+    serving.join(timeout=5)
+    assert serving.dead and serving.successful()
+
+
+def test_a_handler_that_raises_mid_generation_ends_it_before_the_close(connection):
+    peer, session, serving, metrics = connection
+    peer.send(type="prompt", prompt="running", tokens=100, delay_ms=1000)
+    assert peer.message()["type"] == "start"
+    peer.send(type="crash")
+    assert peer.message() == {"type": "end", "finish_reason": "cancelled", "tokens": 0}
+    assert peer.message() == HANDLER_FAILED
+    assert_closed_with_1011(peer)
+    peer.sock.close()
+    serving.join(timeout=5)
+    assert session._running is None
+    assert metrics.ends == [("ws", False)]  # the server's failure, not the client leaving
 
 
 # --- messages -----------------------------------------------------------------------------
@@ -199,7 +222,7 @@ def test_a_server_without_the_inline_reader_is_refused():
     try:
         ws = Server(upgrade_environ(server_sock), thread_class=ThreadLike)
         with pytest.raises(RuntimeError, match="server_options"):
-            Session(ws, STARTS, metrics=RecordedMetrics(), write_timeout=1)
+            Session(ws, STARTS, metrics=RecordingMetrics(), write_timeout=1)
     finally:
         server_sock.close()
         client_sock.close()

@@ -1,119 +1,184 @@
-// Readers for the service's token streams, one per transport. Each takes handlers
-// { start(info), token({index, text}), end(info), error(message) } and returns { stop() }.
+// Readers for the demo model's token stream, one per transport, all of one shape:
+//
+//   const run = readChatX(url, request, handlers);   // request: {prompt, tokens, delay_ms}
+//   run.stop();                                      // stops the generation on the server too
+//
+// handlers: start(info), token({index, text}), end({finish_reason, tokens}), error(message) and,
+// for the transports that resume, reconnect({attempt, delayMs}). Exactly one of end() and
+// error() is called, once; stop() ends with end({finish_reason: "cancelled"}).
 
-export function readEventSource(url, handlers) {
-  const source = new EventSource(url);
-  source.addEventListener("start", (e) => handlers.start(JSON.parse(e.data)));
-  source.onmessage = (e) => handlers.token({ index: Number(e.lastEventId), text: e.data });
-  source.addEventListener("end", (e) => {
-    source.close(); // or EventSource would reconnect and be sent the end again
-    handlers.end(JSON.parse(e.data));
-  });
+import { fetchEventSource } from "./fetch-event-source.js";
+
+// Calls end() or error() once, whatever arrives after; `closing()` runs first (close a socket).
+function settling(handlers, closing = () => {}) {
+  let settled = false;
+  const once = (name) => (value) => {
+    if (settled) return;
+    settled = true;
+    closing();
+    handlers[name]?.(value);
+  };
+  return { end: once("end"), error: once("error"), get settled() { return settled; } };
+}
+
+const CANCELLED = { finish_reason: "cancelled" };
+
+// The service's SSE events: `start`, default-type tokens whose id is their index, `end`,
+// `error` (in band, after the start).
+function chatEvent(handlers, settle, type, data, lastEventId) {
+  if (type === "message") handlers.token?.({ index: Number(lastEventId), text: data });
+  else if (type === "start") handlers.start?.(JSON.parse(data));
+  else if (type === "end") settle.end(JSON.parse(data));
+  else if (type === "error") settle.error(JSON.parse(data).message);
+  // anything else (a server's `restart` notice, say) carries no token
+}
+
+/** GET /sse/chat with the browser's EventSource, which reconnects with Last-Event-ID itself. */
+export function readChatEventSource(url, request, handlers) {
+  const query = new URLSearchParams(Object.entries(request).map(([k, v]) => [k, String(v)]));
+  const source = new EventSource(`${url}?${query}`);
+  // Closed before end() runs, or EventSource would reconnect and be sent the end again.
+  const settle = settling(handlers, () => source.close());
+  for (const type of ["message", "start", "end"]) {
+    source.addEventListener(type, (e) => chatEvent(handlers, settle, type, e.data, e.lastEventId));
+  }
   source.addEventListener("error", (e) => {
-    if (e.data !== undefined) { // the server's `event: error`, not a connection error
-      source.close();
-      handlers.error(JSON.parse(e.data).message);
-    } else if (source.readyState === EventSource.CLOSED) {
-      handlers.error("the server refused the stream");
-    } // else: EventSource reconnects by itself, resuming with Last-Event-ID
+    if (e.data !== undefined) chatEvent(handlers, settle, "error", e.data); // the server's event
+    else if (source.readyState === EventSource.CLOSED) settle.error("the server refused the stream");
+    else handlers.reconnect?.({}); // a dropped connection: EventSource comes back by itself
   });
-  return { stop() { source.close(); } };
+  return { stop() { settle.end(CANCELLED); } };
 }
 
-// Server-sent events from a fetch body, per the WHATWG parsing rules the server follows.
-export async function* sseEvents(body) {
-  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
-  let event = { type: "", data: [], id: undefined };
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buffer += value;
-    // A trailing CR may be the first half of a CRLF: keep it until more arrives.
-    const lines = buffer.split(/\r\n|\r(?!$)|\n/);
-    buffer = lines.pop();
-    for (const line of lines) {
-      if (line === "") {
-        if (event.data.length) yield { type: event.type || "message", data: event.data.join("\n"), id: event.id };
-        event = { type: "", data: [], id: event.id };
-        continue;
-      }
-      if (line.startsWith(":")) continue;
-      const colon = line.indexOf(":");
-      const field = colon < 0 ? line : line.slice(0, colon);
-      let text = colon < 0 ? "" : line.slice(colon + 1);
-      if (text.startsWith(" ")) text = text.slice(1);
-      if (field === "data") event.data.push(text);
-      else if (field === "event") event.type = text;
-      else if (field === "id" && !text.includes("\0")) event.id = text;
-    }
-  }
-}
-
-async function* ndjsonObjects(body) {
-  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    const lines = (buffer + value).split("\n");
-    buffer = lines.pop();
-    for (const line of lines) if (line.trim()) yield JSON.parse(line); // blank lines are heartbeats
-  }
-}
-
-async function* textChunks(body) {
-  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    yield value;
-  }
-}
-
-// POST /api/chat; `format` is "sse", "ndjson" or "text" and picks the Accept header.
-export function fetchChat(url, request, format, handlers) {
-  const accept = { sse: "text/event-stream", ndjson: "application/x-ndjson", text: "text/plain" }[format];
+// POST /api/chat with `accept`; `read(body, settle)` consumes the body.
+function fetchChat(url, request, accept, handlers, read) {
   const controller = new AbortController();
+  const settle = settling(handlers, () => controller.abort());
   (async () => {
     const response = await fetch(url, {
       method: "POST", body: JSON.stringify(request), signal: controller.signal,
       headers: { "Content-Type": "application/json", Accept: accept },
     });
-    if (!response.ok) return handlers.error((await response.json()).error.message);
-    if (format === "sse") {
-      for await (const e of sseEvents(response.body)) {
-        if (e.type === "message") handlers.token({ index: Number(e.id), text: e.data });
-        else if (e.type === "error") return handlers.error(JSON.parse(e.data).message);
-        else handlers[e.type]?.(JSON.parse(e.data));
-      }
-    } else if (format === "ndjson") {
-      for await (const m of ndjsonObjects(response.body)) {
-        if (m.type === "error") return handlers.error(m.error.message);
-        handlers[m.type]?.(m);
-      }
-    } else {
-      let index = 0;
-      for await (const text of textChunks(response.body)) handlers.token({ index: index++, text });
-      handlers.end({ finish_reason: "stop" });
-    }
-  })().catch((err) => {
-    if (err.name === "AbortError") handlers.end({ finish_reason: "cancelled" });
-    else handlers.error(String(err));
-  });
-  return { stop() { controller.abort(); } };
+    if (!response.ok) throw new Error(await errorMessage(response));
+    await read(response.body, settle);
+    if (!settle.settled) settle.error("the stream ended before its end");
+  })().catch((error) => settle.error(error.message ?? String(error)));
+  return { stop() { settle.end(CANCELLED); } };
 }
 
-// /ws/chat: the one transport where stop() asks the server to cancel and waits for its end.
+/** POST /api/chat as SSE, read with fetchEventSource: a dropped stream resumes where it was. */
+export function readChatSSE(url, request, handlers) {
+  const controller = new AbortController();
+  const settle = settling(handlers, () => controller.abort());
+  let restarting = false;
+  fetchEventSource(url, {
+    method: "POST", body: JSON.stringify(request), signal: controller.signal,
+    headers: { "Content-Type": "application/json" },
+    onmessage({ type, data, lastEventId }) {
+      restarting = type === "restart";
+      chatEvent(handlers, settle, type, data, lastEventId);
+    },
+    onclose: () => restarting && !settle.settled, // told to come back: resume
+    onerror: (error, info) => { handlers.reconnect?.(info); },
+  }).then(
+    () => settle.error("the stream ended before its end"),
+    (error) => settle.error(error.message),
+  );
+  return { stop() { settle.end(CANCELLED); } };
+}
+
+/** POST /api/chat as NDJSON: one JSON object a line. */
+export function readChatNdjson(url, request, handlers) {
+  return fetchChat(url, request, "application/x-ndjson", handlers, async (body, settle) => {
+    for await (const message of ndjsonObjects(body)) {
+      if (message.type === "token") handlers.token?.(message);
+      else if (message.type === "start") handlers.start?.(message);
+      else if (message.type === "end") return settle.end(message);
+      else if (message.type === "error") return settle.error(message.error.message);
+    }
+  });
+}
+
+/** POST /api/chat as plain text: chunks of raw token text, no indexes, no in-band end. */
+export function readChatText(url, request, handlers) {
+  return fetchChat(url, request, "text/plain", handlers, async (body, settle) => {
+    let index = 0;
+    for await (const text of textChunks(body)) handlers.token?.({ index: index++, text });
+    settle.end({ finish_reason: "stop" });
+  });
+}
+
+/** /ws/chat: stop() asks the server to cancel, and the server's `end` closes the run. */
 export function openChatSocket(url, request, handlers) {
-  const socket = new WebSocket(url);
-  socket.onopen = () => socket.send(JSON.stringify({ type: "prompt", ...request }));
-  socket.onmessage = (e) => {
-    const message = JSON.parse(e.data);
-    if (message.type === "error") return handlers.error(message.message);
-    if (message.type === "end") socket.close();
-    handlers[message.type]?.(message);
+  return openJsonSocket(url, { type: "prompt", ...request }, handlers);
+}
+
+/** /ws/tts: 16 kHz mono 16-bit PCM in binary frames, handed to `handlers.audio(ArrayBuffer)`. */
+export function openSpeechSocket(url, request, handlers) {
+  return openJsonSocket(url, { type: "speak", ...request }, handlers);
+}
+
+// A WebSocket run: `start` goes out on open; JSON text messages go to the handler of their
+// `type` (`end` and `error` settle the run), binary frames to handlers.audio.
+function openJsonSocket(path, start, handlers) {
+  const socket = new WebSocket(socketUrl(path));
+  socket.binaryType = "arraybuffer";
+  const settle = settling(handlers, () => socket.close(1000));
+  socket.onopen = () => socket.send(JSON.stringify(start));
+  socket.onmessage = ({ data }) => {
+    if (typeof data !== "string") return handlers.audio?.(data);
+    const message = JSON.parse(data);
+    if (message.type === "end") settle.end(message);
+    else if (message.type === "error") settle.error(message.message);
+    else handlers[message.type]?.(message);
   };
-  socket.onerror = () => handlers.error("the WebSocket connection failed");
-  return { stop() { socket.send(JSON.stringify({ type: "cancel" })); } };
+  socket.onclose = ({ code, reason }) => {
+    settle.error(`the connection closed (${code}${reason ? `: ${reason}` : ""})`);
+  };
+  return {
+    stop() {
+      // Open: the server answers the cancel with its own `end`. Not yet: closing cancels.
+      if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "cancel" }));
+      else settle.end(CANCELLED);
+    },
+  };
+}
+
+/** The ws: or wss: URL of `url` (a path, or a URL of any scheme) on this page's own server. */
+export function socketUrl(url) {
+  const target = new URL(url, location.href);
+  // The page's origin, not the one a server behind a TLS proxy may have put in the URL.
+  target.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  target.host = location.host;
+  return target.href;
+}
+
+/** The JSON objects of an NDJSON body, one a line; blank lines (heartbeats) are skipped. */
+export async function* ndjsonObjects(body) {
+  let buffer = "";
+  for await (const text of textChunks(body)) {
+    const lines = (buffer + text).split("\n");
+    buffer = lines.pop();
+    for (const line of lines) if (line.trim()) yield JSON.parse(line);
+  }
+}
+
+/** The text of a body as it arrives, decoded as UTF-8 across chunk boundaries. */
+export async function* textChunks(body) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      yield value;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+/** The message of the service's JSON error, or the status line. */
+export async function errorMessage(response) {
+  const body = await response.json().catch(() => undefined);
+  return body?.error?.message ?? `HTTP ${response.status} ${response.statusText}`.trim();
 }

@@ -1,4 +1,4 @@
-"""Tests for llm.openai_wire: chat requests mapped onto the demo model, chunks as bytes."""
+"""Tests for llm.mock: chat requests mapped onto the demo model, chunks as bytes."""
 
 from __future__ import annotations
 
@@ -10,15 +10,8 @@ from generation import demo_model
 from generation.events import Token
 from generation.params import DELAY_MS_DEFAULT, TOKENS_DEFAULT
 from generation.schedule import schedule
-from llm.openai_wire import (
-    DONE,
-    ChatChunkFormat,
-    OpenAIError,
-    completion,
-    error_event,
-    models,
-    parse_chat_request,
-)
+from llm.mock import ChatChunkFormat, completion, models, parse_chat_request
+from llm.wire import DONE, OpenAIError, error_event
 from streaming.failure import Failure
 
 USER = {"role": "user", "content": "first question"}
@@ -77,19 +70,6 @@ def test_invalid_values_name_their_parameter(body, header, param):
     with pytest.raises(OpenAIError) as caught:
         parse_chat_request(body, header)
     assert (caught.value.status, caught.value.param) == (400, param)
-
-
-def test_error_body_has_openais_fields_in_order():
-    error = OpenAIError(401, "Incorrect API key provided.", code="invalid_api_key")
-    assert json.dumps(error.body()) == (
-        '{"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error", '
-        '"param": null, "code": "invalid_api_key"}}')
-
-
-def test_error_event_is_an_openai_error_then_done():
-    assert error_event(Failure("upstream_timeout", "too slow")) == (
-        b'data: {"error":{"message":"too slow","type":"server_error","param":null,'
-        b'"code":"upstream_timeout"}}\n\n' + DONE)
 
 
 def _stream(body: dict) -> bytes:

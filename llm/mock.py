@@ -1,8 +1,8 @@
-"""OpenAI's chat-completion wire shapes, as the mock upstream writes them and the proxy's errors.
+"""The mock upstream's answers: chat-completion requests mapped onto the demo model.
 
 References: OpenAI's API reference, "Chat Completions" (`chat.completion`, `chat.completion.chunk`,
-`stream_options.include_usage`) and "Error codes" (`{"error": {message, type, param, code}}`).
-This module does no I/O.
+`stream_options.include_usage`); the errors and `[DONE]` are the proxy's too (`wire.py`). This
+module does no I/O, and is the only one of `llm` that uses the demo model (`generation`).
 
 Mapping the demo model onto the chat API (deliberate choices where OpenAI has no equivalent):
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from generation import demo_model
-from generation.events import End, Failure, GenerationEvent, Start, Token
+from generation.events import End, GenerationEvent, Start, Token
 from generation.params import (
     DELAY_MS_DEFAULT,
     DELAY_MS_MAX,
@@ -34,39 +34,10 @@ from generation.params import (
     GenerationParams,
 )
 from streaming.encoding import compact_json
+from streaming.failure import Failure
 from streaming.sse import ServerSentEvent
 
-DONE = b"data: [DONE]\n\n"
-"""What ends every OpenAI event stream, after the last chunk or an error."""
-
-class OpenAIError(Exception):
-    """An error answered with `status` and OpenAI's body `{"error": {message, type, param, code}}`.
-
-    `message` goes to the client, so it never carries a traceback or internal detail.
-    """
-
-    def __init__(self, status: int, message: str, type_: str = "invalid_request_error",
-                 param: str | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.type = type_
-        self.param = param
-        self.code = code
-
-    def body(self) -> dict:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param,
-                          "code": self.code}}
-
-
-def error_event(failure: Failure) -> bytes:
-    """The records that end a stream which failed after it started: an error event, then DONE.
-
-    This is what OpenAI itself sends mid-stream; the SDKs raise it as an APIError. No
-    `finish_reason` is invented: the answer did not finish.
-    """
-    error = OpenAIError(500, failure.message, "server_error", code=failure.type)
-    return ServerSentEvent(compact_json(error.body())).encode() + DONE
+from .wire import DONE, OpenAIError, error_event
 
 
 @dataclass(frozen=True, slots=True)

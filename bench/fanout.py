@@ -1,0 +1,124 @@
+"""Issue 9's fan-out: 1,000 subscribers of one channel, a publisher at 100 events/s for 10 s.
+
+The subscribers are the C load client (`loadgen fanout`), which stamps each event's arrival
+against the publisher's `"t"` (its `time.time()`); the publisher is this process, posting over
+one keep-alive connection on a fixed schedule, so a server that answers slowly holds its rate
+down. Delivery is the events received over the events published times the subscribers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from bench.harness import LOADGEN, _client_cpu, markdown_table, naive_gevent, ours, start
+from bench.sse import serving
+from tests.redis_server import RedisServer
+
+CHANNEL = "bench"
+PATH = f"/sse/channels/{CHANNEL}"
+SUBSCRIBERS, RATE, SECONDS = 1000, 100, 10
+
+
+def worker_cpu_seconds(pids: list[int]) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def publish_paced(url: str, rate: float, seconds: float) -> tuple[int, float]:
+    """POST `{"t": now}` events on a fixed schedule; (published, seconds it took)."""
+    session = requests.Session()
+    began = time.monotonic()
+    sent = 0
+    while sent < rate * seconds:
+        due = began + sent / rate
+        if (wait := due - time.monotonic()) > 0:
+            time.sleep(wait)
+        response = session.post(f"{url}/api/channels/{CHANNEL}", timeout=30,
+                                json={"event": "tick", "data": {"t": time.time(), "n": sent}})
+        response.raise_for_status()
+        sent += 1
+    return sent, time.monotonic() - began
+
+
+def measure(server, subscribers: int = SUBSCRIBERS, rate: float = RATE,
+            seconds: float = SECONDS) -> dict:
+    pids = server.worker_pids()
+    with tempfile.TemporaryDirectory() as scratch:
+        ready = Path(scratch) / "ready"
+        client = subprocess.Popen(
+            [str(LOADGEN), "fanout", "--url", server.url + PATH, "--conns", str(subscribers),
+             "--hold", str(seconds + 5), "--ready-file", str(ready)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            preexec_fn=_client_cpu)
+        deadline = time.monotonic() + 120
+        while not ready.exists() and time.monotonic() < deadline and client.poll() is None:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        cpu_before = worker_cpu_seconds(pids)
+        published, took = publish_paced(server.url, rate, seconds)
+        worker_cpu = worker_cpu_seconds(pids) - cpu_before
+        out, _ = client.communicate(timeout=seconds + 120)
+    result = json.loads(out.strip().splitlines()[-1])
+    return {"published": published, "publish_rate": published / took,
+            "delivery": result["events_total"] / (published * subscribers),
+            "latency_ms": result["latency_ms"], "worker_cpu_share": worker_cpu / took,
+            "opened": result["opened"], "error_kinds": result["error_kinds"],
+            "client_cpu_share": result["client_cpu_share"]}
+
+
+def redis_connections(url: str, pids: list[int]) -> int:
+    import redis
+
+    client = redis.Redis.from_url(url, decode_responses=True)
+    names = [c["name"] for c in client.client_list()]
+    client.close()
+    return max(sum(name.startswith(f"sse:{pid}:") for name in names) for pid in pids)
+
+
+def run(quick: bool) -> dict:
+    subscribers = 200 if quick else SUBSCRIBERS
+    figures = {}
+    with serving(ours) as server:
+        figures["ours, in memory (1 worker)"] = measure(server, subscribers)
+    redis_server = RedisServer().start()
+    try:
+        # Two workers share the two cores with the client: not pinned.
+        def two_workers():
+            return start(pin=False, env={"LOG_LEVEL": "warning", "WEB_CONCURRENCY": "2",
+                                         "REDIS_URL": redis_server.url})
+        with serving(two_workers) as server:
+            measured = measure(server, subscribers)
+            measured["redis_connections_per_worker"] = redis_connections(
+                redis_server.url, server.worker_pids())
+            figures["ours, Redis (2 workers)"] = measured
+    finally:
+        redis_server.remove()
+    with serving(lambda: naive_gevent("bench.naive_fanout_app:app")) as server:
+        figures["naive generator (gevent)"] = measure(server, subscribers)
+    return figures
+
+
+def table(results: dict) -> str:
+    rows = [
+        ("publisher: events/s achieved (of 100)", lambda f: f"{f['publish_rate']:.0f}"),
+        ("delivered", lambda f: f"{f['delivery']:.1%}"),
+        ("latency p50 / p99", lambda f: f"{f['latency_ms']['p50']:.1f} / "
+                                        f"{f['latency_ms']['p99']:.1f} ms"
+         if f["latency_ms"]["n"] else "n/a"),
+        ("worker CPU (all workers, share of one core)",
+         lambda f: f"{f['worker_cpu_share']:.0%}"),
+        ("Redis connections per worker",
+         lambda f: str(f.get("redis_connections_per_worker", "-"))),
+    ]
+    return markdown_table(results, rows)

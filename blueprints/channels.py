@@ -1,0 +1,94 @@
+"""Broadcast channels: `GET /sse/channels/<name>`, `POST /api/channels/<name>`, and the
+`flask publish CHANNEL EVENT JSON` command."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+
+import click
+from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from broker import BrokerUnavailable, EventFormat
+from channels import MAX_DATA_BYTES, Channels, DataTooLarge
+from streaming.validation import InvalidParameter
+
+from .common import ApiError, encoded_sse_response, json_object, last_event_id
+
+bp = Blueprint("channels", __name__, cli_group=None)
+
+# Room for the event name and the JSON around the data; a larger body is refused unread.
+MAX_BODY_BYTES = 2 * MAX_DATA_BYTES
+
+
+def _channels() -> Channels:
+    return current_app.extensions["channels"]
+
+
+@bp.get("/sse/channels/<name>")
+def subscribe(name: str):
+    source = _channels().subscribe(name, last_event_id())
+    return encoded_sse_response(source, EventFormat)
+
+
+@bp.post("/api/channels/<name>")
+def publish(name: str):
+    _authorize()
+    request.max_content_length = MAX_BODY_BYTES
+    try:
+        body = json_object()
+    except RequestEntityTooLarge:
+        raise ApiError(413, "payload_too_large",
+                       f"the request body is limited to {MAX_BODY_BYTES} bytes") from None
+    if "data" not in body:
+        raise InvalidParameter("data", "data is required (any JSON value)")
+    try:
+        event_id = _channels().publish(name, body.get("event", "message"), body["data"])
+    except DataTooLarge as exc:
+        raise ApiError(413, "payload_too_large", str(exc), "data") from None
+    return jsonify(id=event_id), 202
+
+
+def _authorize() -> None:
+    """Bearer PUBLISH_TOKEN when it is set; otherwise loopback clients only."""
+    token = current_app.config["PUBLISH_TOKEN"]
+    if token:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        # compare_digest takes as long whatever the bytes; only the length may show.
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+            raise ApiError(401, "unauthorized", "publishing needs Authorization: Bearer <token>",
+                           headers={"WWW-Authenticate": "Bearer"})
+    elif not _loopback(request.remote_addr):
+        raise ApiError(403, "forbidden", "without PUBLISH_TOKEN only loopback clients may publish")
+
+
+def _loopback(address: str | None) -> bool:
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:  # a Unix socket, or no address at all
+        return False
+    return (getattr(ip, "ipv4_mapped", None) or ip).is_loopback
+
+
+@bp.cli.command("publish")
+@click.argument("channel")
+@click.argument("event")
+@click.argument("data", metavar="JSON")
+def publish_command(channel: str, event: str, data: str) -> None:
+    """Publish EVENT with JSON data to the subscribers of CHANNEL; prints the event's id."""
+    channels = _channels()
+    if not channels.broker.shared:
+        raise click.ClickException("REDIS_URL is not set: this command's in-memory broker "
+                                   "would reach no server's subscribers")
+    try:
+        value = json.loads(data)
+    except ValueError:
+        raise click.BadParameter("not valid JSON", param_hint="JSON") from None
+    try:
+        click.echo(channels.publish(channel, event, value))
+    except InvalidParameter as exc:
+        raise click.BadParameter(exc.message, param_hint=exc.param.upper()) from None
+    except (DataTooLarge, BrokerUnavailable) as exc:
+        raise click.ClickException(str(exc)) from None

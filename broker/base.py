@@ -1,0 +1,87 @@
+"""The broker interface both backends implement (`memory.py`, `redis_streams.py`).
+
+A topic is an append-only log of events with a retained history of about `history` events.
+Publishing appends; subscribing replays what is retained after a last id, then follows live.
+Finite topics (tasks) end with a final event: `publish_open` refuses to append after it. Leases
+are named flags with a time to live, so a dead process's work can be told from a slow one's.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from streaming.mailbox import Mailbox
+
+from .events import Event, Key
+from .subscription import Subscription
+
+
+class Broker(ABC):
+    """Publish to and subscribe to topics. Every method may be called from any greenlet.
+
+    Methods that reach the backend raise `BrokerUnavailable` when it cannot be reached.
+    """
+
+    kind: str
+    """"memory" or "redis"."""
+    shared: bool
+    """Whether other processes (workers, instances, jobs) see the same topics."""
+
+    def __init__(self, history: int, queue_size: int) -> None:
+        if history < 1 or queue_size < 1:
+            raise ValueError(f"history and queue_size must be >= 1, got {history}, {queue_size}")
+        self.history = history
+        self.queue_size = queue_size
+
+    def subscribe(self, topic: str, last_id: str | None = None, *,
+                  from_latest: bool = False) -> Subscription:
+        """A subscriber of `topic`; nothing happens until it is read (see Subscription)."""
+        return Subscription(self, topic, last_id, self.queue_size, from_latest=from_latest)
+
+    @abstractmethod
+    def publish(self, topic: str, event: str, data: str) -> str:
+        """Append an event (`data` is JSON text) and deliver it; returns its id."""
+
+    @abstractmethod
+    def publish_open(self, topic: str, event: str, data: str, *, final: bool = False,
+                     unless_leased: str | None = None,
+                     retain_seconds: float | None = None) -> str | None:
+        """Append unless the topic already ended (or the lease `unless_leased` is held);
+        returns the id, or None if nothing was appended. Atomic: of two callers racing to end
+        a topic, one wins. A `final` event ends the topic, whose history is then kept for
+        `retain_seconds` (forever if None)."""
+
+    @abstractmethod
+    def latest(self, topic: str, count: int = 1) -> list[Event]:
+        """The last `count` retained events, oldest first."""
+
+    @abstractmethod
+    def read_after(self, topic: str, after: Key, count: int) -> list[Event]:
+        """Up to `count` retained events whose id is after `after`, oldest first."""
+
+    @abstractmethod
+    def trimmed_after(self, topic: str, after: Key) -> bool:
+        """Whether an event after `after` is no longer retained (or never was known here)."""
+
+    @abstractmethod
+    def follow(self, topic: str, mailbox: Mailbox) -> None:
+        """Deliver the topic's events published from now on to `mailbox`."""
+
+    @abstractmethod
+    def unfollow(self, topic: str, mailbox: Mailbox) -> None:
+        """Stop delivering to `mailbox`. Never blocks, never fails."""
+
+    @abstractmethod
+    def lease(self, name: str, seconds: float) -> None:
+        """Hold (or renew) the lease `name` for `seconds`."""
+
+    @abstractmethod
+    def release(self, name: str) -> None:
+        """Give the lease `name` up."""
+
+    @abstractmethod
+    def subscribers(self) -> int:
+        """Subscriptions of this process following a topic now."""
+
+    def close(self) -> None:  # noqa: B027 (only a backend holding connections needs it)
+        """Release what the broker holds (connections, its reader)."""

@@ -1,0 +1,128 @@
+"""The embedded broker: topics in this process's memory, delivered from the publishing greenlet.
+
+Correct within one process, and only there: with several gunicorn workers each has its own
+topics, so set REDIS_URL (the server warns at start). Nothing here blocks or switches, so a
+publish is appended and delivered to every local subscriber before anything else runs.
+
+History survives nothing: after a restart an id from before it is "older than the retained
+history" (`trimmed_after` compares with the broker's birth), so a resuming client gets a reset.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from itertools import islice
+
+from streaming.mailbox import Mailbox
+
+from .base import Broker
+from .events import ZERO, Event, Key, format_id, next_key
+from .fanout import Fanout
+
+SWEEP_SECONDS = 60.0
+"""How often topics past their retention are looked for (on publish)."""
+
+
+class _Topic:
+    __slots__ = ("ended", "events", "expires_at", "last", "max_deleted")
+
+    def __init__(self, history: int, born: Key) -> None:
+        self.events: deque[Event] = deque(maxlen=history)
+        self.last: Key = ZERO
+        # Ids before the broker was born are not known here, as if trimmed.
+        self.max_deleted: Key = born
+        self.ended = False
+        self.expires_at: float | None = None
+
+
+class MemoryBroker(Broker):
+    """Topics in a dict, each a deque of its last `history` events."""
+
+    kind = "memory"
+    shared = False
+
+    def __init__(self, history: int, queue_size: int) -> None:
+        super().__init__(history, queue_size)
+        self._topics: dict[str, _Topic] = {}
+        self._fanout = Fanout()
+        self._leases: dict[str, float] = {}
+        self._born = next_key(ZERO)
+        self._swept_at = time.monotonic()
+
+    def _topic(self, name: str) -> _Topic:
+        topic = self._topics.get(name)
+        if topic is None:
+            topic = self._topics[name] = _Topic(self.history, self._born)
+        return topic
+
+    def publish(self, topic: str, event: str, data: str) -> str:
+        return self._append(self._topic(topic), topic, event, data, final=False)
+
+    def publish_open(self, topic: str, event: str, data: str, *, final: bool = False,
+                     unless_leased: str | None = None,
+                     retain_seconds: float | None = None) -> str | None:
+        state = self._topic(topic)
+        if state.ended or (unless_leased is not None and self._leased(unless_leased)):
+            return None
+        event_id = self._append(state, topic, event, data, final)
+        if final:
+            state.ended = True
+            if retain_seconds is not None:
+                state.expires_at = time.monotonic() + retain_seconds
+        return event_id
+
+    def _append(self, state: _Topic, topic: str, event: str, data: str, final: bool) -> str:
+        key = state.last = next_key(state.last)
+        if len(state.events) == state.events.maxlen:
+            state.max_deleted = state.events[0].key
+        item = Event(format_id(key), event, data, final)
+        state.events.append(item)
+        self._fanout.deliver(topic, [item])
+        self._sweep()
+        return item.id
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        if now - self._swept_at < SWEEP_SECONDS:
+            return
+        self._swept_at = now
+        for name, state in list(self._topics.items()):
+            if state.expires_at is not None and state.expires_at < now and name not in self._fanout:
+                del self._topics[name]
+        self._leases = {name: until for name, until in self._leases.items() if until > now}
+
+    def latest(self, topic: str, count: int = 1) -> list[Event]:
+        state = self._topics.get(topic)
+        if state is None:
+            return []
+        return list(islice(reversed(state.events), count))[::-1]
+
+    def read_after(self, topic: str, after: Key, count: int) -> list[Event]:
+        state = self._topics.get(topic)
+        if state is None:
+            return []
+        found = (event for event in state.events if event.key > after)
+        return list(islice(found, count))
+
+    def trimmed_after(self, topic: str, after: Key) -> bool:
+        state = self._topics.get(topic)
+        return (state.max_deleted if state else self._born) > after
+
+    def follow(self, topic: str, mailbox: Mailbox) -> None:
+        self._fanout.add(topic, mailbox)
+
+    def unfollow(self, topic: str, mailbox: Mailbox) -> None:
+        self._fanout.remove(topic, mailbox)
+
+    def lease(self, name: str, seconds: float) -> None:
+        self._leases[name] = time.monotonic() + seconds
+
+    def release(self, name: str) -> None:
+        self._leases.pop(name, None)
+
+    def _leased(self, name: str) -> bool:
+        return self._leases.get(name, 0.0) > time.monotonic()
+
+    def subscribers(self) -> int:
+        return self._fanout.subscribers()

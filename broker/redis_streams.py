@@ -1,0 +1,174 @@
+"""The Redis Streams broker: topics shared by every worker, instance and job that reach Redis.
+
+A topic is the stream `sse:<topic>`; an event is an entry `XADD sse:<topic> MAXLEN ~ history *
+e <event> d <data> [f 1]` whose id is the SSE id. Leases are keys `sse:lease:<name>` with a TTL.
+
+Connections per process are bounded whatever the number of subscribers: a pool of at most
+`COMMAND_CONNECTIONS` for commands (a greenlet borrows one per command, so none is ever shared
+by two at once) and the reader's own (`redis_reader.py`), opened by the first subscription.
+Publishing needs no greenlet, so a job or script without gevent can use this class as it is.
+
+Deliberate choices:
+
+1. Commands are retried once, at once: Redis down must answer 503 quickly, not after redis-py's
+   default ten retries with backoff.
+2. "Trimmed after id" is exact on the memory broker only: `MAXLEN` trimming does not record
+   what it removed (XINFO's max-deleted-entry-id counts XDEL only), so an id older than the
+   oldest retained entry of a trimmed stream counts as trimmed, even if it was the very last
+   entry removed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from streaming.mailbox import Mailbox
+
+from .base import Broker
+from .events import Event, Key, format_id, parse_id
+from .redis_reader import BLOCK_MS, StreamReader, entry_event
+from .subscription import BrokerUnavailable
+
+PREFIX = "sse:"
+COMMAND_CONNECTIONS = 8
+"""Most pooled command connections per process; a greenlet waits for a free one."""
+POOL_WAIT_SECONDS = 5
+CONNECT_TIMEOUT, COMMAND_TIMEOUT = 2.0, 5.0
+
+# Appends unless the topic's last entry is final (it ended) or the lease KEYS[2] is held.
+# ARGV: maxlen, event, data, final ("1"/"0"), retain ms ("0": forever), check lease ("1"/"0").
+PUBLISH_OPEN = """
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if last[1] then
+  local fields = last[1][2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'f' then return false end
+  end
+end
+if ARGV[6] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then return false end
+if ARGV[4] ~= '1' then
+  return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[2], 'd', ARGV[3])
+end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
+                      'e', ARGV[2], 'd', ARGV[3], 'f', '1')
+if ARGV[5] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
+return id
+"""
+
+
+@contextmanager
+def _reaching_redis() -> Iterator[None]:
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise BrokerUnavailable("the message broker (Redis) is unreachable") from exc
+
+
+def _connection_options(role: str) -> dict[str, Any]:
+    # Named per process and role, so `CLIENT LIST` shows who holds what.
+    return {"decode_responses": True, "client_name": f"sse:{os.getpid()}:{role}",
+            "socket_connect_timeout": CONNECT_TIMEOUT}
+
+
+class RedisBroker(Broker):
+    """Topics in Redis Streams; one per process (it holds the process's connections)."""
+
+    kind = "redis"
+    shared = True
+
+    def __init__(self, url: str, history: int, queue_size: int) -> None:
+        super().__init__(history, queue_size)
+        pool = redis.BlockingConnectionPool.from_url(
+            url, max_connections=COMMAND_CONNECTIONS, timeout=POOL_WAIT_SECONDS,
+            socket_timeout=COMMAND_TIMEOUT, retry=Retry(NoBackoff(), 1),
+            **_connection_options("commands"))
+        self._redis = redis.Redis(connection_pool=pool)
+        self._publish_open = self._redis.register_script(PUBLISH_OPEN)
+        self._reader = StreamReader(self._reader_client(url), self._redis, self._key,
+                                    len(PREFIX), queue_size)
+
+    @staticmethod
+    def _reader_client(url: str) -> Callable[[], redis.Redis]:
+        def connect() -> redis.Redis:
+            return redis.Redis.from_url(url, socket_timeout=BLOCK_MS / 1000 + 5,
+                                        retry=Retry(NoBackoff(), 0),
+                                        single_connection_client=True,
+                                        **_connection_options("reader"))
+        return connect
+
+    @staticmethod
+    def _key(topic: str) -> str:
+        return PREFIX + topic
+
+    def publish(self, topic: str, event: str, data: str) -> str:
+        with _reaching_redis():
+            return self._redis.xadd(self._key(topic), {"e": event, "d": data},
+                                    maxlen=self.history, approximate=True)
+
+    def publish_open(self, topic: str, event: str, data: str, *, final: bool = False,
+                     unless_leased: str | None = None,
+                     retain_seconds: float | None = None) -> str | None:
+        key = self._key(topic)
+        lease = self._lease_key(unless_leased) if unless_leased is not None else key
+        retain_ms = "0" if retain_seconds is None else str(max(1, int(retain_seconds * 1000)))
+        args = [self.history, event, data, "1" if final else "0", retain_ms,
+                "1" if unless_leased is not None else "0"]
+        with _reaching_redis():
+            return self._publish_open(keys=[key, lease], args=args)
+
+    def latest(self, topic: str, count: int = 1) -> list[Event]:
+        with _reaching_redis():
+            entries = self._redis.xrevrange(self._key(topic), count=count)
+        return [entry_event(entry) for entry in reversed(entries)]
+
+    def read_after(self, topic: str, after: Key, count: int) -> list[Event]:
+        with _reaching_redis():
+            entries = self._redis.xrange(self._key(topic), min=f"({format_id(after)}",
+                                         count=count)
+        return [entry_event(entry) for entry in entries]
+
+    def trimmed_after(self, topic: str, after: Key) -> bool:
+        with _reaching_redis():
+            try:
+                info = self._redis.xinfo_stream(self._key(topic))
+            except redis.ResponseError:  # no such stream: nothing is known to be missing
+                return False
+        if parse_id(info.get("max-deleted-entry-id") or "0-0") > after:
+            return True
+        first = info.get("first-entry")
+        trimmed = int(info.get("entries-added") or 0) > int(info.get("length") or 0)
+        return trimmed and first is not None and parse_id(first[0]) > after
+
+    def follow(self, topic: str, mailbox: Mailbox) -> None:
+        with _reaching_redis():
+            self._reader.follow(topic, mailbox)
+
+    def unfollow(self, topic: str, mailbox: Mailbox) -> None:
+        self._reader.unfollow(topic, mailbox)
+
+    def lease(self, name: str, seconds: float) -> None:
+        with _reaching_redis():
+            self._redis.set(self._lease_key(name), "1", px=max(1, int(seconds * 1000)))
+
+    def release(self, name: str) -> None:
+        with _reaching_redis():
+            self._redis.delete(self._lease_key(name))
+
+    @staticmethod
+    def _lease_key(name: str) -> str:
+        return f"{PREFIX}lease:{name}"
+
+    def subscribers(self) -> int:
+        return self._reader.fanout.subscribers()
+
+    def close(self) -> None:
+        self._reader.close()
+        self._redis.close()
+        self._redis.connection_pool.disconnect()

@@ -1,0 +1,87 @@
+"""Broadcast channels: named topics anyone may subscribe to and the application publishes to.
+
+`Channels` is bound to a broker by `create_app`; `publish()` is what application code calls,
+the way Flask-SSE's `sse.publish` is: in the app it uses the app's broker, elsewhere (an RQ or
+Celery job, a cron script) the Redis broker of REDIS_URL, so its events reach every instance
+(`broker.current_broker`).
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import suppress
+from typing import Any
+
+from broker import Broker, BrokerUnavailable, Subscription, current_broker
+from streaming.encoding import compact_json
+from streaming.validation import InvalidParameter
+
+NAME_CHARACTERS = "[A-Za-z0-9_.:-]"
+CHANNEL_NAME_MAX, EVENT_NAME_MAX = 128, 64
+MAX_DATA_BYTES = 64 * 1024
+"""The largest event data, as compact JSON in UTF-8."""
+
+
+class DataTooLarge(ValueError):
+    """An event's data is over MAX_DATA_BYTES."""
+
+
+def _name(param: str, value: object, longest: int) -> str:
+    if not isinstance(value, str) or not re.fullmatch(f"{NAME_CHARACTERS}{{1,{longest}}}", value):
+        raise InvalidParameter(param, f"{param} must be 1 to {longest} characters of A-Z a-z "
+                                      f"0-9 _ . : -, got {str(value)[:80]!r}")
+    return value
+
+
+def channel_name(value: object) -> str:
+    """`value` if it is a valid channel name, else InvalidParameter."""
+    return _name("channel", value, CHANNEL_NAME_MAX)
+
+
+def event_name(value: object) -> str:
+    """`value` if it is a valid event name, else InvalidParameter."""
+    return _name("event", value, EVENT_NAME_MAX)
+
+
+class Channels:
+    """Publish to and subscribe to channels through one broker."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+
+    @staticmethod
+    def topic(channel: str) -> str:
+        return f"channel/{channel}"
+
+    def publish(self, channel: str, event: str, data: Any) -> str:
+        """Send `data` (any JSON value) as `event` to every subscriber of `channel`; its id.
+
+        Raises InvalidParameter for a bad name, DataTooLarge, BrokerUnavailable.
+        """
+        channel_name(channel)
+        event_name(event)
+        text = compact_json(data)
+        # A character is at most 4 bytes in UTF-8: short texts need no encoding to be sure.
+        if len(text) > MAX_DATA_BYTES // 4 and len(text.encode()) > MAX_DATA_BYTES:
+            raise DataTooLarge(f"event data is limited to {MAX_DATA_BYTES} bytes of JSON")
+        return self.broker.publish(self.topic(channel), event, text)
+
+    def subscribe(self, channel: str, last_id: str | None) -> Subscription:
+        """The channel's events after `last_id` (a Last-Event-ID), then live ones; without one,
+        those published from now on. Raises InvalidParameter for a bad name or id."""
+        channel_name(channel)
+        subscription = self.broker.subscribe(self.topic(channel), last_id)
+        # Before the response starts: what is published once its headers arrive reaches it.
+        # If the broker is unreachable the subscription says so in band (`event: error`).
+        with suppress(BrokerUnavailable):
+            subscription.pin()
+        return subscription
+
+
+def publish(channel: str, event: str, data: Any) -> str:
+    """Publish `data` (any JSON value) as `event` on `channel`, from any view or process.
+
+    In the app it goes through the app's broker; in any other Python process (a job, a
+    script) through Redis, which needs REDIS_URL. Returns the event's id.
+    """
+    return Channels(current_broker()).publish(channel, event, data)

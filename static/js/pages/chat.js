@@ -1,0 +1,89 @@
+// /chat: one generation at a time over the chosen transport, shown as it arrives, with live
+// time to first token and tokens per second. Stop stops it on the server too.
+import {
+  openChatSocket, readChatEventSource, readChatNdjson, readChatSSE, readChatText,
+} from "../readers.js";
+import { formValues, formatCount, formatRate, setStatus, submitOnCtrlEnter } from "../ui.js";
+
+const form = document.getElementById("chat-form");
+const output = document.getElementById("output");
+const status = document.getElementById("status");
+const count = document.getElementById("count");
+const ttft = document.getElementById("ttft");
+const rate = document.getElementById("rate");
+const reconnects = document.getElementById("reconnects");
+const startButton = document.getElementById("start");
+const stopButton = document.getElementById("stop");
+
+// transport: [reader, which data- URL it reads]
+const TRANSPORTS = {
+  eventsource: [readChatEventSource, "sseUrl"],
+  "fetch-sse": [readChatSSE, "fetchUrl"],
+  "fetch-ndjson": [readChatNdjson, "fetchUrl"],
+  "fetch-text": [readChatText, "fetchUrl"],
+  websocket: [openChatSocket, "wsUrl"],
+};
+
+let current = null;
+
+function running(on) {
+  startButton.disabled = on;
+  stopButton.disabled = !on;
+  output.setAttribute("aria-busy", String(on));
+}
+
+function handlersFor(startedAt) {
+  let tokens = 0;
+  let firstAt = null;
+  let streaming = false; // the status says so: set again after a reconnection
+  const settle = (state, text) => {
+    setStatus(status, state, text);
+    current = null;
+    running(false);
+    // Stop disabled itself while focused: keep the keyboard user's place on the form.
+    if ([stopButton, document.body].includes(document.activeElement)) startButton.focus();
+  };
+  return {
+    token({ text }) {
+      const now = performance.now();
+      output.append(text); // a text node: tokens are never parsed as HTML
+      tokens += 1;
+      count.textContent = formatCount(tokens);
+      if (!streaming) {
+        streaming = true;
+        setStatus(status, "busy", "streaming");
+      }
+      if (firstAt === null) {
+        firstAt = now;
+        ttft.textContent = `${Math.round(now - startedAt)} ms`;
+      } else if (now > firstAt) {
+        rate.textContent = formatRate(((tokens - 1) * 1000) / (now - firstAt));
+      }
+    },
+    reconnect() {
+      streaming = false;
+      reconnects.textContent = String(Number(reconnects.textContent) + 1);
+      setStatus(status, "warn", "reconnecting");
+    },
+    end({ finish_reason }) { settle("done", `done: ${finish_reason}`); },
+    error(message) { settle("error", `error: ${message}`); },
+  };
+}
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  if (current) return;
+  const { transport, ...request } = formValues(form, ["tokens", "delay_ms"]);
+  const [read, urlKey] = TRANSPORTS[transport];
+  output.textContent = "";
+  count.textContent = "0";
+  ttft.textContent = rate.textContent = "–";
+  reconnects.textContent = "0";
+  setStatus(status, "busy", "connecting");
+  running(true);
+  current = read(form.dataset[urlKey], request, handlersFor(performance.now()));
+});
+
+stopButton.addEventListener("click", () => current?.stop());
+
+submitOnCtrlEnter(form);

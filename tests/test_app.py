@@ -1,0 +1,26 @@
+"""create_app: the objects it builds from the settings, overridable through test_config."""
+
+from __future__ import annotations
+
+from app import create_app
+from streaming.websocket import InlineReader, server_options
+
+
+def test_websocket_servers_are_built_for_the_session_from_ws_ping_seconds():
+    options = create_app({"WS_PING_SECONDS": 7.5}).config["SOCK_SERVER_OPTIONS"]
+    assert options == server_options(7.5)
+    assert options["thread_class"] is InlineReader
+
+
+def test_test_config_may_set_the_websocket_server_options():
+    # blueprints/ws.py used to overwrite them when it was registered.
+    mine = {**server_options(None), "max_message_size": 10}
+    assert create_app({"SOCK_SERVER_OPTIONS": mine}).config["SOCK_SERVER_OPTIONS"] is mine
+
+
+def test_the_upstream_is_built_from_plain_settings():
+    upstream = create_app({"UPSTREAM_BASE_URL": "http://up.example/v1/",
+                           "UPSTREAM_CONNECT_TIMEOUT": 2.0, "UPSTREAM_READ_TIMEOUT": 9.0,
+                           "UPSTREAM_POOL_SIZE": 3}).extensions["upstream"]
+    assert (upstream.base_url, upstream.timeout, upstream.pool_size) == (
+        "http://up.example/v1", (2.0, 9.0), 3)
