@@ -29,6 +29,9 @@ def _event_stream(params: GenerationParams, after: int | None):
 @bp.get("/sse/chat")
 def sse_chat():
     params = parse_generation(request.args, from_text=True)
+    # The header wins (a reconnecting EventSource's is newer than the URL's), but a malformed
+    # `?last_event_id=` is refused all the same.
+    parse_last_event_id(request.args.get("last_event_id"), params.tokens)
     after = parse_last_event_id(last_event_id(), params.tokens)
     return _event_stream(params, after)
 

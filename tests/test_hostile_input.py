@@ -250,3 +250,10 @@ def test_a_lone_surrogate_in_a_websocket_prompt_is_refused(server):
     finally:
         ws.close()
     assert reply["type"] == "error" and reply["param"] == "prompt"
+
+
+def test_a_malformed_query_last_event_id_is_refused_even_beside_a_header(server):
+    response = requests.get(f"{server.url}/sse/chat?prompt=p&tokens=5&last_event_id=x%0Dy",
+                            headers={"Last-Event-ID": "2"}, timeout=10)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "last_event_id"
