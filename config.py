@@ -53,6 +53,15 @@ def _optional(parse: Callable[[str, str], Any]) -> Callable[[str, str], Any]:
     return parse_optional
 
 
+def _flag(key: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{key} must be 1 or 0 (true/false, yes/no, on/off), got {raw!r}")
+
+
 def _csv(key: str, raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
@@ -123,6 +132,7 @@ SERVER_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "MAX_REQUESTS": (_int(0), "0"),
     # Peers whose X-Forwarded-For/-Proto are believed: the reverse proxy only (gunicorn's default).
     "FORWARDED_ALLOW_IPS": (_networks, "127.0.0.1,::1"),
+    "REUSE_PORT": (_flag, "1"),
 }
 
 

@@ -17,8 +17,16 @@ from pathlib import Path
 
 import requests
 
-from bench.harness import LOADGEN, _client_cpu, markdown_table, naive_gevent, ours, start
-from bench.sse import serving
+from bench.harness import (
+    LOADGEN,
+    Size,
+    _client_cpu,
+    markdown_table,
+    naive_gevent,
+    ours,
+    serving,
+    start,
+)
 from tests.redis_server import RedisServer
 
 CHANNEL = "bench"
@@ -52,13 +60,13 @@ def publish_paced(url: str, rate: float, seconds: float) -> tuple[int, float]:
 
 
 def measure(server, subscribers: int = SUBSCRIBERS, rate: float = RATE,
-            seconds: float = SECONDS) -> dict:
+            seconds: float = SECONDS, grace: float = 5) -> dict:
     pids = server.worker_pids()
     with tempfile.TemporaryDirectory() as scratch:
         ready = Path(scratch) / "ready"
         client = subprocess.Popen(
             [str(LOADGEN), "fanout", "--url", server.url + PATH, "--conns", str(subscribers),
-             "--hold", str(seconds + 5), "--ready-file", str(ready)],
+             "--hold", str(seconds + grace), "--ready-file", str(ready)],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
             preexec_fn=_client_cpu)
         deadline = time.monotonic() + 120
@@ -86,26 +94,30 @@ def redis_connections(url: str, pids: list[int]) -> int:
     return max(sum(name.startswith(f"sse:{pid}:") for name in names) for pid in pids)
 
 
-def run(quick: bool) -> dict:
-    subscribers = 200 if quick else SUBSCRIBERS
+def run(size: Size) -> dict:
+    subscribers = size.pick(SUBSCRIBERS, 200, 20)
+    seconds, grace = size.pick(SECONDS, SECONDS, 1), size.pick(5, 5, 1)
+    # A subscriber counts as connected at its first body bytes: our channel streams send none
+    # before the first event or heartbeat, so a smoke run shortens the heartbeat.
+    quick_start = {"HEARTBEAT_SECONDS": "1"} if size.name == "smoke" else {}
     figures = {}
-    with serving(ours) as server:
-        figures["ours, in memory (1 worker)"] = measure(server, subscribers)
+    with serving(lambda: ours(**quick_start)) as server:
+        figures["ours, in memory (1 worker)"] = measure(server, subscribers, RATE, seconds, grace)
     redis_server = RedisServer().start()
     try:
         # Two workers share the two cores with the client: not pinned.
         def two_workers():
             return start(pin=False, env={"LOG_LEVEL": "warning", "WEB_CONCURRENCY": "2",
-                                         "REDIS_URL": redis_server.url})
+                                         "REDIS_URL": redis_server.url, **quick_start})
         with serving(two_workers) as server:
-            measured = measure(server, subscribers)
+            measured = measure(server, subscribers, RATE, seconds, grace)
             measured["redis_connections_per_worker"] = redis_connections(
                 redis_server.url, server.worker_pids())
             figures["ours, Redis (2 workers)"] = measured
     finally:
         redis_server.remove()
     with serving(lambda: naive_gevent("bench.naive_fanout_app:app")) as server:
-        figures["naive generator (gevent)"] = measure(server, subscribers)
+        figures["naive generator (gevent)"] = measure(server, subscribers, RATE, seconds, grace)
     return figures
 
 

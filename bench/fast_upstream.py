@@ -1,76 +1,101 @@
-"""A fast OpenAI-compatible upstream for the proxy benchmarks: `python -m bench.fast_upstream
-PORT CHUNKS`.
+"""A fast OpenAI-compatible upstream for the proxy benchmarks:
+`python -m bench.fast_upstream PORT CHUNKS [--framing event|piece]`.
 
 Every request gets the same pre-encoded `chat.completion.chunk` event stream of CHUNKS chunks
-and `data: [DONE]`, written in 64 KiB pieces, so the upstream is never what limits a run and
-two requests get identical bytes (which is what the byte-identity check compares). Keep-alive,
-so the proxy's connection pool is exercised as with a real API.
+and `data: [DONE]`, so two requests get identical bytes (which is what the byte-identity check
+compares). Two framings of that same body:
+
+- `event` (the default): each event is its own HTTP chunk, written with its own `send()`, the
+  way OpenAI's API and every LLM API stream (a Go server flushing after each event). The proxy
+  then pays its cost per chunk: chunked decoding, hand-over, write.
+- `piece`: 64 KiB chunks, one `send()` each, so the upstream is never what limits a run and
+  the proxy's cost per byte shows.
+
+Plain threads on blocking sockets, one per connection: a blocking `send()` costs less than
+gevent's `sendall`, and the upstream must outrun what it measures. Keep-alive, so the proxy's
+connection pool is exercised as with a real API.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
-
-from gevent import monkey
-
-monkey.patch_all()
-
-from gevent.server import StreamServer  # noqa: E402
+import socket
+import socketserver
 
 PIECE = 64 * 1024
+FRAMINGS = ("event", "piece")
 
 
-def event_stream(chunks: int) -> bytes:
+def events(chunks: int) -> list[bytes]:
+    """The body's SSE events: CHUNKS chat.completion.chunk events, then `data: [DONE]`."""
     head = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 0,
             "model": "demo"}
-    events = []
+    encoded = []
     for i in range(chunks):
         delta = {"role": "assistant", "content": ""} if i == 0 else {"content": f" tok{i}"}
         body = {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
-        events.append(f"data: {json.dumps(body, separators=(',', ':'))}\n\n")
-    events.append("data: [DONE]\n\n")
-    return "".join(events).encode()
+        encoded.append(f"data: {json.dumps(body, separators=(',', ':'))}\n\n".encode())
+    encoded.append(b"data: [DONE]\n\n")
+    return encoded
 
 
-def serve(body: bytes):
-    pieces = [body[i:i + PIECE] for i in range(0, len(body), PIECE)]
-    framed = [b"%X\r\n%s\r\n" % (len(p), p) for p in pieces] + [b"0\r\n\r\n"]
-    head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-            b"Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n")
+def framed(parts: list[bytes], framing: str) -> list[bytes]:
+    """The chunked-encoded writes of the body, one per event or one per 64 KiB piece."""
+    if framing == "piece":
+        body = b"".join(parts)
+        parts = [body[i:i + PIECE] for i in range(0, len(body), PIECE)]
+    return [b"%X\r\n%s\r\n" % (len(part), part) for part in parts] + [b"0\r\n\r\n"]
 
-    def handle(sock, _address):
-        buffer = b""
+
+HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n")
+
+
+def _read_request(reader) -> bool:
+    """Consume one request (head and Content-Length body); False at the end of the connection."""
+    length = 0
+    line = reader.readline()
+    if not line:
+        return False
+    while (line := reader.readline()) not in (b"\r\n", b"\n", b""):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    reader.read(length)
+    return True
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    writes: list[bytes] = []
+
+    def handle(self) -> None:
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        send = self.request.sendall
         try:
-            while True:
-                while b"\r\n\r\n" not in buffer:
-                    data = sock.recv(65536)
-                    if not data:
-                        return
-                    buffer += data
-                header, _, buffer = buffer.partition(b"\r\n\r\n")
-                length = 0
-                for line in header.split(b"\r\n")[1:]:
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                while len(buffer) < length:
-                    buffer += sock.recv(65536)
-                buffer = buffer[length:]
-                sock.sendall(head)
-                for piece in framed:
-                    sock.sendall(piece)
+            while _read_request(self.rfile):
+                send(HEAD)
+                for write in self.writes:
+                    send(write)
         except OSError:
             return
-        finally:
-            sock.close()
 
-    return handle
+
+class _Server(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
 
 
 def main() -> None:
-    port, chunks = int(sys.argv[1]), int(sys.argv[2])
-    StreamServer(("127.0.0.1", port), serve(event_stream(chunks))).serve_forever()
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("port", type=int)
+    parser.add_argument("chunks", type=int)
+    parser.add_argument("--framing", choices=FRAMINGS, default="event")
+    options = parser.parse_args()
+    handler = type("Handler", (_Handler,), {"writes": framed(events(options.chunks),
+                                                             options.framing)})
+    with _Server(("127.0.0.1", options.port), handler) as server:
+        server.serve_forever()
 
 
 if __name__ == "__main__":

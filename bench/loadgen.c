@@ -58,9 +58,9 @@ static struct {
     enum mode mode;
     url_t url, metrics;
     bool have_url, have_metrics;
-    int conns, after_events, repeat, cancel_after;
+    int conns, after_events, repeat, cancel_after, concurrency;
     double ramp, hold, timeout, grace, nap_us;
-    const char *method, *body, *ws_message, *send_text, *gauge, *ready_file;
+    const char *method, *body, *ws_message, *send_text, *gauge, *ready_file, *raw_out;
     const char *headers[MAX_HEADERS];
     int nheaders;
 } opt;
@@ -222,6 +222,7 @@ typedef struct conn {
     uint64_t wire_bytes, body_bytes, events, tokens, bin_frames, end_events;
     uint64_t tokens_after_cancel, tokens_after_end;
     double t_start, t_connected, t_sent, t_ready, t_first_token, t_end, t_cancel, t_linger;
+    double t_request, t_head; /* request write began; response head (or 101) parsed */
     double t_done; /* when the outcome was recorded, ok or not */
 } conn;
 
@@ -277,6 +278,7 @@ static void conn_flush(conn *c) {
     c->woff = c->wlen = 0;
     if (!c->req_done) {
         c->req_done = true;
+        c->t_request = t_try;
         if (!c->ws) c->t_sent = t_try; /* for WS, t_sent is when the prompt frame goes out */
     }
     set_interest(c, EPOLLIN);
@@ -525,7 +527,13 @@ static void on_upgraded(conn *c) {
     on_ready(c);
     const char *msg = opt.cmd == CMD_IDLE ? opt.send_text : opt.ws_message;
     c->t_sent = now(); /* before the send, as in conn_flush */
-    if (msg) ws_send(c, 1, msg, strlen(msg));
+    if (msg) {
+        ws_send(c, 1, msg, strlen(msg));
+    } else if (opt.cmd == CMD_GEN) { /* handshake only: done at the 101, then close */
+        c->t_sent = c->t_request;
+        finish(c, E_NONE, NULL);
+        ws_close_start(c);
+    }
 }
 
 /* ---------------------------------------------------------------- parsers */
@@ -543,6 +551,7 @@ static size_t parse_head(conn *c, const char *p, size_t n) {
         return 0;
     }
     c->status = atoi(p + 9);
+    c->t_head = now();
     c->bm = BODY_CLOSE;
     bool chunked = false;
     for (const char *q = memchr(p, '\n', hl) + 1; q < e;) {
@@ -774,8 +783,11 @@ static int pool_tick(conn *cs, int n, int *started, double t0, double ramp, doub
         double due = (t - t0) * ramp + 1;
         target = due < n ? (int)due : n;
     }
-    for (int b = 0; *started < target && b < START_BATCH; b++)
+    bool capped = false; /* --concurrency: wait for a connection to end before the next */
+    for (int b = 0; *started < target && b < START_BATCH; b++) {
+        if (opt.concurrency > 0 && g_open >= opt.concurrency) { capped = true; break; }
         conn_start(&cs[(*started)++], opt.mode == MODE_WS);
+    }
     if (t - *last_sweep > 0.01) { /* O(n) scan, so at most every 10 ms */
         *last_sweep = t;
         for (int i = 0; i < *started; i++) {
@@ -786,6 +798,7 @@ static int pool_tick(conn *cs, int n, int *started, double t0, double ramp, doub
         }
     }
     if (*started < n) {
+        if (capped) return 10; /* a socket event (the end) wakes us before that */
         if (ramp <= 0) return 0;
         double next = t0 + (double)*started / ramp;
         int ms = (int)((next - t) * 1000) + 1;
@@ -957,9 +970,12 @@ static int cmd_generations(void) {
     double cpu0 = cpu_seconds();
     double t0 = run_streams(cs, n, opt.ramp);
     double *ft = malloc(sizeof(double) * (size_t)n), *ct = malloc(sizeof(double) * (size_t)n);
-    double *cn = malloc(sizeof(double) * (size_t)n);
-    size_t nf = 0, nc = 0, nn = 0;
+    double *cn = malloc(sizeof(double) * (size_t)n), *hd = malloc(sizeof(double) * (size_t)n);
+    size_t nf = 0, nc = 0, nn = 0, nh = 0;
     int ok = 0;
+    FILE *raw = opt.raw_out ? fopen(opt.raw_out, "w") : NULL;
+    if (opt.raw_out && !raw) die(1, "cannot write --raw-out %s", opt.raw_out);
+    if (raw) fprintf(raw, "head_ms,first_token_ms,completion_ms\n");
     uint64_t tokens = 0, events = 0, ends = 0, tmin = UINT64_MAX, tmax = 0;
     double last = t0;
     for (int i = 0; i < n; i++) {
@@ -973,7 +989,12 @@ static int cmd_generations(void) {
         if (c->tokens > tmax) tmax = c->tokens;
         if (c->t_first_token) ft[nf++] = (c->t_first_token - c->t_sent) * 1000;
         ct[nc++] = (c->t_end - c->t_sent) * 1000;
+        if (c->t_head) hd[nh++] = (c->t_head - c->t_request) * 1000;
+        if (raw)
+            fprintf(raw, "%.3f,%.3f,%.3f\n", c->t_head ? hd[nh - 1] : NAN,
+                    c->t_first_token ? ft[nf - 1] : NAN, ct[nc - 1]);
     }
+    if (raw) fclose(raw);
     double wall = last - t0, cpu = cpu_seconds() - cpu0;
     printf("{\"cmd\":\"generations\",\"mode\":\"%s\",\"conns\":%d,\"ok\":%d,\"errors\":%d,",
            mode_name[opt.mode], n, ok, n - ok);
@@ -982,13 +1003,14 @@ static int cmd_generations(void) {
     json_dist("first_token_ms", ft, nf);
     json_dist("completion_ms", ct, nc);
     json_dist("connect_ms", cn, nn);
+    json_dist("head_ms", hd, nh);
     printf("\"tokens_total\":%llu,\"tokens_min\":%llu,\"tokens_max\":%llu,\"events_total\":%llu,"
            "\"end_events\":%llu,\"wall_s\":%.3f,\"client_cpu_s\":%.3f,\"client_cpu_share\":%.4f}\n",
            (unsigned long long)tokens, (unsigned long long)(ok ? tmin : 0),
            (unsigned long long)tmax, (unsigned long long)events, (unsigned long long)ends, wall,
            cpu, wall > 0 ? cpu / wall : 0);
     for (int i = 0; i < n; i++) conn_reset(&cs[i]);
-    free(cs); free(ft); free(ct); free(cn);
+    free(cs); free(ft); free(ct); free(cn); free(hd);
     return 0;
 }
 
@@ -1148,6 +1170,7 @@ static void usage(FILE *f) {
         "  idle        --conns N [--ramp-per-sec R] [--hold S] [--ws [--send TEXT]]\n"
         "              [--ready-file PATH]\n"
         "  generations --conns N [--mode sse|ndjson|ws] [--ws-message JSON] [--ramp-per-sec R]\n"
+        "              [--concurrency K] [--raw-out CSV]\n"
         "  throughput  [--mode sse|ndjson|ws|bytes] [--ws-message JSON]\n"
         "  disconnect  --after-events K --repeat M --metrics-url URL --gauge 'NAME{LABELS}'\n"
         "              [--ws --ws-message JSON]\n"
@@ -1217,6 +1240,8 @@ static void parse_args(int argc, char **argv) {
         else if (!strcmp(a, "--send")) opt.send_text = v;
         else if (!strcmp(a, "--gauge")) opt.gauge = v;
         else if (!strcmp(a, "--ready-file")) opt.ready_file = v;
+        else if (!strcmp(a, "--raw-out")) opt.raw_out = v;
+        else if (!strcmp(a, "--concurrency")) opt.concurrency = (int)num_arg(a, v, 1);
         else if (!strcmp(a, "--header")) {
             if (opt.nheaders == MAX_HEADERS || !strchr(v, ':')) die(2, "bad --header %s", v);
             opt.headers[opt.nheaders++] = v;
@@ -1229,7 +1254,7 @@ static void parse_args(int argc, char **argv) {
     if ((opt.cmd == CMD_IDLE || opt.cmd == CMD_FANOUT) && opt.ramp <= 0)
         die(2, "%s", "idle and fanout need --ramp-per-sec > 0");
     if (opt.cmd == CMD_FANOUT && opt.mode != MODE_SSE) die(2, "%s", "fanout reads SSE only");
-    if (opt.mode == MODE_WS && opt.cmd != CMD_IDLE && !opt.ws_message)
+    if (opt.mode == MODE_WS && opt.cmd != CMD_IDLE && opt.cmd != CMD_GEN && !opt.ws_message)
         die(2, "%s", "WebSocket mode needs --ws-message");
     if (opt.cmd == CMD_CANCEL && opt.mode != MODE_WS) die(2, "%s", "cancel is WebSocket only");
     if (opt.cmd == CMD_DISC && (!opt.have_metrics || !opt.gauge))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -10,29 +11,34 @@ from contextlib import ExitStack
 
 import requests
 
+from bench.fast_upstream import FRAMINGS
 from bench.harness import (
     ROOT,
+    Size,
+    burst_rounds,
     loadgen,
     markdown_table,
     repeated_throughput,
     rss_kb,
     start,
+    stop_soon,
     worker_pid,
 )
 from tests.live_server import free_port
 
 FAST_CHUNKS = 100_000
 CHAT = {"model": "demo", "messages": [{"role": "user", "content": "bench"}], "stream": True}
-PACED = json.dumps({**CHAT, "max_tokens": 100, "delay_ms": 20})
-IDEAL_MS = 100 * 20
 
 
 class FastUpstream:
-    def __init__(self) -> None:
+    """`bench/fast_upstream.py` in a process of its own, framing events as `framing` says."""
+
+    def __init__(self, framing: str, chunks: int = FAST_CHUNKS) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen([sys.executable, "-m", "bench.fast_upstream",
-                                         str(self.port), str(FAST_CHUNKS)], cwd=ROOT)
+                                         str(self.port), str(chunks), "--framing", framing],
+                                        cwd=ROOT)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -49,12 +55,12 @@ class FastUpstream:
 
 def _proxies(stack: ExitStack, upstream: str) -> dict:
     ours = start(env={"LOG_LEVEL": "warning", "UPSTREAM_BASE_URL": upstream})
-    stack.callback(ours.stop)
+    stack.callback(stop_soon, ours)
     naive = start(app="bench.naive_proxy:app", config=None, ready_path="/v1/models",
                   env={"UPSTREAM": upstream},
                   args=("-k", "gevent", "-w", "1", "--worker-connections", "20000",
                         "--log-level", "warning"))
-    stack.callback(naive.stop)
+    stack.callback(stop_soon, naive)
     return {"ours": ours, "naive": naive}
 
 
@@ -63,65 +69,85 @@ def _raw_body(url: str) -> bytes:
         return b"".join(r.raw.stream(65536, decode_content=False))
 
 
-def run(quick: bool) -> dict:
-    results: dict = {"straight to the upstream": {}, "ours proxy": {}, "naive proxy": {}}
+NAMES = ("straight to the upstream", "ours proxy", "naive proxy")
+
+
+def _fast_runs(results: dict, framing: str, size: Size) -> None:
+    """One stream at full speed from the fast upstream framing as `framing` says; bytes."""
+    key = "throughput" if framing == "event" else "throughput_pieces"
     with ExitStack() as stack:
-        fast = FastUpstream()
+        fast = FastUpstream(framing, size.pick(FAST_CHUNKS, FAST_CHUNKS, 2_000))
         stack.callback(fast.stop)
         proxies = _proxies(stack, fast.url + "/v1")
-        targets = {"straight to the upstream": fast.url + "/v1",
-                   "ours proxy": proxies["ours"].url + "/v1",
-                   "naive proxy": proxies["naive"].url + "/v1"}
-        direct = _raw_body(targets["straight to the upstream"])
+        targets = dict(zip(NAMES, (fast.url + "/v1", proxies["ours"].url + "/v1",
+                                   proxies["naive"].url + "/v1"), strict=True))
+        direct = _raw_body(targets[NAMES[0]])
+        # Alternate the targets, so a neighbour's load falls on every one of them.
+        runs: dict = {name: [] for name in NAMES}
+        for _ in range(size.pick(5, 2, 1)):
+            for name, base in targets.items():
+                runs[name].append(repeated_throughput(
+                    base + "/chat/completions", 1, "--mode", "sse", "--method", "POST",
+                    "--body", json.dumps(CHAT)))
         for name, base in targets.items():
-            results[name]["throughput"] = repeated_throughput(
-                base + "/chat/completions", 2 if quick else 5, "--mode", "sse",
-                "--method", "POST", "--body", json.dumps(CHAT))
-            results[name]["identical"] = _raw_body(base) == direct
-        pid = worker_pid(proxies["ours"])
-        before = rss_kb(pid)
-        for _ in range(3 if quick else 10):
-            _raw_body(targets["ours proxy"])
-        results["ours proxy"]["rss_growth_kb"] = rss_kb(pid) - before
-        results["ours proxy"]["relayed_mb"] = len(direct) * (3 if quick else 10) / 1e6
+            results[name][key] = {
+                "events_per_s": statistics.median(r["events_per_s"] for r in runs[name]),
+                "rounds": [round(r["events_per_s"]) for r in runs[name]]}
+            results[name].setdefault("identical", True)
+            results[name]["identical"] &= _raw_body(base) == direct
+        if framing == "event":
+            pid = worker_pid(proxies["ours"])
+            before = rss_kb(pid)
+            relays = size.pick(10, 3, 1)
+            for _ in range(relays):
+                _raw_body(targets["ours proxy"])
+            results["ours proxy"]["rss_growth_kb"] = rss_kb(pid) - before
+            results["ours proxy"]["relayed_mb"] = len(direct) * relays / 1e6
+
+
+def run(size: Size) -> dict:
+    results: dict = {name: {} for name in NAMES}
+    for framing in FRAMINGS:
+        _fast_runs(results, framing, size)
     with ExitStack() as stack:
         mock = start(pin=False, env={"LOG_LEVEL": "warning"})
-        stack.callback(mock.stop)
+        stack.callback(stop_soon, mock)
         proxies = _proxies(stack, mock.url + "/mock/v1")
-        targets = {"straight to the upstream": mock.url + "/mock/v1",
-                   "ours proxy": proxies["ours"].url + "/v1",
-                   "naive proxy": proxies["naive"].url + "/v1"}
-        for name, base in targets.items():
-            runs = [loadgen("generations", base + "/chat/completions", "--conns", "200",
-                            "--mode", "sse", "--method", "POST", "--body", PACED)
-                    for _ in range(1 if quick else 3)]
-            best = min(runs, key=lambda r: r["completion_ms"]["p50"])
-            results[name]["generations"] = {
-                "completion_ratio": best["completion_ms"]["p50"] / IDEAL_MS,
-                "first_chunk_p99_ms": best["first_token_ms"]["p99"], "errors": best["errors"]}
-            if name != "straight to the upstream":
-                results[name]["cut_ms"] = loadgen(
-                    "disconnect", base + "/chat/completions", "--method", "POST",
-                    "--body", json.dumps({**CHAT, "max_tokens": 1000, "delay_ms": 20}),
-                    "--after-events", "2", "--repeat", "10" if quick else "30",
-                    "--metrics-url", mock.url + "/metrics",
-                    "--gauge", 'streams_active{transport="mock"}')["drop_ms"]
+        bases = dict(zip(NAMES, (mock.url + "/mock/v1", proxies["ours"].url + "/v1",
+                                 proxies["naive"].url + "/v1"), strict=True))
+        bursts = burst_rounds({name: base + "/chat/completions" for name, base in bases.items()},
+                              size.ideal_ms(), size.pick(200, 200, 10), size.pick(5, 1, 1),
+                              size, "proxy", "--mode", "sse", "--method", "POST", "--body",
+                              json.dumps({**CHAT, "max_tokens": size.paced_tokens,
+                                          "delay_ms": 20}))
+        for name, figures in bursts.items():
+            results[name]["generations"] = figures
+        for name in NAMES[1:]:
+            results[name]["cut_ms"] = loadgen(
+                "disconnect", bases[name] + "/chat/completions", "--method", "POST",
+                "--body", json.dumps({**CHAT, "max_tokens": 1000, "delay_ms": 20}),
+                "--after-events", "2", "--repeat", str(size.pick(30, 10, 2)),
+                "--metrics-url", mock.url + "/metrics",
+                "--gauge", 'streams_active{transport="mock"}')["drop_ms"]
     return results
 
 
 def table(results: dict) -> str:
-    names = list(results)
     rows = [
-        ("one stream at full speed: chunks/s",
+        ("one stream at full speed, one HTTP chunk per event: chunks/s",
          lambda f: f"{f['throughput']['events_per_s']:,.0f}"),
-        ("200 x 100 x 20 ms: completion p50 / ideal; first chunk p99",
-         lambda f: f"{f['generations']['completion_ratio']:.2f}; "
-                   f"{f['generations']['first_chunk_p99_ms']:.0f} ms"),
+        ("one stream at full speed, upstream writing 64 KiB pieces: chunks/s",
+         lambda f: f"{f['throughput_pieces']['events_per_s']:,.0f}"),
+        ("200 x 100 x 20 ms: first chunk p50 / p99",
+         lambda f: f"{f['generations']['first_token_ms']['p50']:,.0f} / "
+                   f"{f['generations']['first_token_ms']['p99']:,.0f} ms"),
+        ("200 x 100 x 20 ms: completion p50 / ideal",
+         lambda f: f"{f['generations']['completion_ratio']:.2f}"),
         ("client gone -> upstream stream cut: p50 / p99",
          lambda f: (f"{f['cut_ms']['p50']:.1f} / {f['cut_ms']['p99']:.1f} ms"
                     if "cut_ms" in f else "-")),
-        ("body compared with the upstream's",
-         lambda f: "-" if "identical" not in f or f is results[names[0]]
+        ("body compared with the upstream's (both framings)",
+         lambda f: "-" if f is results[NAMES[0]]
          else ("identical" if f["identical"] else "differs")),
         ("proxy RSS growth after relaying (MB relayed)",
          lambda f: (f"{f['rss_growth_kb']} KB ({f['relayed_mb']:.0f} MB)"

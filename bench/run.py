@@ -1,7 +1,9 @@
-"""`make bench`: run every scenario and print the tables (also written to bench/results/).
+"""`make bench`: run every scenario, print the tables, write them and the plots to bench/results/.
 
-`python -m bench.run [--quick] [--only sse,ws,proxy,fanout]`. Each scenario starts its own servers
-on free loopback ports and stops them; the load client is bench/build/loadgen (C, epoll).
+`python -m bench.run [--size full|quick|smoke] [--only sse,ws,proxy,fanout,connections]`. Each
+scenario starts its own servers on free loopback ports and stops them; the load client is
+bench/build/loadgen (C, epoll). `--size smoke` (`make bench-smoke`) runs everything at a tiny
+size and writes to bench/build/smoke-results/, never over the measured results.
 """
 
 from __future__ import annotations
@@ -11,29 +13,40 @@ import json
 import os
 import platform
 import time
-from pathlib import Path
 
-from bench import fanout, proxy, sse, ws
+from bench import connections, fanout, plots, proxy, sse, ws
+from bench.harness import Size, failures, wait_stopped
 
-SUITES = {"sse": sse, "ws": ws, "proxy": proxy, "fanout": fanout}
-RESULTS = Path(__file__).resolve().parent / "results"
+SUITES = {"sse": sse, "ws": ws, "proxy": proxy, "fanout": fanout, "connections": connections}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller loads")
+    parser.add_argument("--size", choices=("full", "quick", "smoke"), default="full")
+    parser.add_argument("--quick", action="store_const", const="quick", dest="size",
+                        help="the same as --size quick")
     parser.add_argument("--only", default=",".join(SUITES), help="comma-separated suites")
     options = parser.parse_args()
-    RESULTS.mkdir(exist_ok=True)
+    size = Size(options.size)
+    size.results.mkdir(parents=True, exist_ok=True)
     report = [f"# Benchmarks ({time.strftime('%Y-%m-%d')}, {platform.machine()}, "
-              f"{os.cpu_count()} cores)"]
+              f"{os.cpu_count()} cores; worker and client pinned; size {size.name})"]
+    problems: list[str] = []
     for name in options.only.split(","):
         suite = SUITES[name]
-        results = suite.run(options.quick)
-        (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2))
-        report += ["", f"## {name}", "", suite.table(results)]
+        began = time.monotonic()
+        results = suite.run(size)
+        wait_stopped()
+        (size.results / f"{name}.json").write_text(json.dumps(results, indent=2))
+        report += ["", f"## {name} ({time.monotonic() - began:.0f} s)", "", suite.table(results)]
         print("\n".join(report[-3:]), flush=True)
-    (RESULTS / "latest.md").write_text("\n".join(report) + "\n")
+        problems += failures(results, name)
+    (size.results / "latest.md").write_text("\n".join(report) + "\n")
+    for path in plots.draw(size.results):
+        print(f"plot: {path}")
+    if problems:
+        # A benchmark that lost streams measured something else: fail, whatever the size.
+        raise SystemExit("failed streams or bodies:\n  " + "\n  ".join(problems))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from generation.schedule import schedule
 from llm.mock import ChatChunkFormat, completion, models, parse_chat_request
 from llm.wire import OpenAIError
 from streaming.cancellation import Cancellation
-from streaming.metrics import counted_stream
+from streaming.metrics import CountedStream
 from streaming.pipeline import watching
 from streaming.sources import PacedSource
 
@@ -75,5 +75,5 @@ def _generated(seconds: float) -> bool:
     just as it shows a stream being cut.
     """
     with (watching(request.environ, Cancellation()) as cancellation,
-          counted_stream(current_app.extensions["metrics"], "mock", cancellation)):
+          CountedStream(current_app.extensions["metrics"], "mock", cancellation)):
         return not cancellation.wait(seconds)

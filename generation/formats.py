@@ -63,7 +63,9 @@ class SSEFormat(EncodedSSEFormat):
     """
 
     def chunk(self, batch: list) -> bytes:
-        return self.first_sets_retry("".join(map(self.encode, batch)).encode())
+        # One event per batch is the usual case of a paced stream: no join for it.
+        events = self.encode(batch[0]) if len(batch) == 1 else "".join(map(self.encode, batch))
+        return self.first_sets_retry(events.encode())
 
     def encode(self, item: GenerationEvent) -> str:
         if type(item) is Token:

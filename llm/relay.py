@@ -8,9 +8,12 @@ after the client left) breaks in four ways; this module is the answer to each:
    never forwarded; Content-Length and Content-Encoding do not describe the body we send (it is
    re-framed by gunicorn, and decoded if the upstream compressed it although asked not to).
    Repeated headers such as Set-Cookie stay separate lines.
-2. Body: raw pieces, as urllib3 returns them (`read1`: what one read of the socket gives), never
-   re-split into lines; the pipeline joins the pieces that queued up while the client's socket
-   was busy into one write. No heartbeat is added: it would change the bytes.
+2. Body: raw pieces, as they arrive (what one read of the socket gives), never re-split into
+   lines; the pipeline joins the pieces that queued up while the client's socket was busy into
+   one write. No heartbeat is added: it would change the bytes. LLM APIs send every event as
+   its own HTTP chunk, and http.client hands over one chunk per read: a chunked body is
+   decoded here instead (`streaming.chunked`), everything one read brought at once, so the
+   cost of a hand-over, a greenlet switch and a write is paid per read, not per event.
 3. Errors: a body cut off or stalled past the read timeout ends an event stream with OpenAI's
    error event and `data: [DONE]` (`wire.error_event`); any other body is cut, so the
    client sees an incomplete chunked body rather than a clean end.
@@ -29,6 +32,7 @@ import requests
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 
 from streaming.cancellation import Cancellation
+from streaming.chunked import ChunkedDecoder, ChunkedError
 from streaming.failure import Failure
 from streaming.sources import ProducerSource
 
@@ -147,13 +151,16 @@ class Relay:
 
     def _produce(self, emit: Callable[[bytes], None]) -> None:
         self._reader = gevent.getcurrent()
-        read = self._response.raw.read1
+        raw = self._response.raw
         try:
-            while piece := read(READ_SIZE, decode_content=self._decode):
-                emit(piece)
-        except ReadTimeoutError as exc:
+            if raw.chunked and not self._decode and raw._fp is not None:
+                _relay_chunked(raw, emit)
+            else:
+                while piece := raw.read1(READ_SIZE, decode_content=self._decode):
+                    emit(piece)
+        except (ReadTimeoutError, TimeoutError) as exc:
             raise RelayFailed(STALLED) from exc
-        except (HTTPError, http.client.HTTPException, OSError) as exc:
+        except (HTTPError, http.client.HTTPException, OSError, ChunkedError) as exc:
             raise RelayFailed(BROKEN) from exc
         finally:
             self._reader = None
@@ -175,3 +182,26 @@ class Relay:
             # the connection back in the pool, where closing would throw it away.
             raw.read()
         self._response.close()
+
+
+def _relay_chunked(raw, emit: Callable[[bytes], None]) -> None:
+    """Emit the payload of a chunked body, everything each read brought at once.
+
+    Reads http.client's buffered socket reader under the response, as urllib3's own
+    `read_chunked` does; at the end, closes http.client's response and puts the connection back
+    in the pool as urllib3 would, unless bytes followed the body (then it is not reusable, and
+    closing the response closes it).
+    """
+    reader = raw._fp.fp
+    decoder = ChunkedDecoder()
+    rest = b""
+    while reader is not None and not decoder.done:
+        data = reader.read1(READ_SIZE)
+        if not data:
+            raise http.client.IncompleteRead(b"")
+        payload, rest = decoder.feed(data)
+        if payload:
+            emit(payload)
+    raw._fp.close()
+    if not rest:
+        raw.release_conn()

@@ -32,13 +32,13 @@ from urllib.parse import quote, urlsplit
 
 import gevent
 import requests
-from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ProtocolError
 from urllib3.util.retry import Retry
 
 from streaming.cancellation import Cancellation
 from streaming.metrics import Metrics
 
+from .pool import PooledAdapter
 from .relay import end_to_end
 from .wire import OpenAIError
 
@@ -132,7 +132,7 @@ class Upstream:
             session = requests.Session()
             session.trust_env = False
             session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=()))
-            adapter = HTTPAdapter(pool_maxsize=self.pool_size, max_retries=_RetryClosedIdle(
+            adapter = PooledAdapter(pool_maxsize=self.pool_size, max_retries=_RetryClosedIdle(
                 total=1, connect=0, read=1, redirect=0, status=0, other=0,
                 allowed_methods=None, respect_retry_after_header=False))
             session.mount("http://", adapter)

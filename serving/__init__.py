@@ -1,5 +1,5 @@
-"""gunicorn extensions: the worker class and the access logger that gunicorn.conf.py names.
+"""The gunicorn worker class that gunicorn.conf.py names (`worker.py`).
 
-Imported by gunicorn (the master loads both classes before any worker forks), so nothing here
+Imported by gunicorn (the master loads the class before any worker forks), so nothing here
 imports the app, Flask or a feature package.
 """

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Protocol
 
+from gevent import get_hub
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -71,23 +70,37 @@ class EventTally:
             self._unreported = 0
 
 
-@contextmanager
-def counted_stream(metrics: StreamMetrics, transport: str,
-                   cancellation: Cancellation) -> Iterator[EventTally]:
+class CountedStream:
     """A stream's whole bookkeeping: counted as active while the block runs, its events tallied,
     and on the way out its duration recorded, as a disconnect if `cancellation` says so.
 
     Every transport (the pipeline, a WebSocket generation, the mock's whole answer) ends its
-    streams the same way, so the gauge cannot leak on one path and not on another.
+    streams the same way, so the gauge cannot leak on one path and not on another. A class, not
+    a `@contextmanager` generator: an idle stream holds it for its whole life, and a suspended
+    generator frame costs several times these five slots.
     """
-    began = time.monotonic()
-    metrics.started(transport)
-    tally = EventTally(metrics, transport)
-    try:
-        yield tally
-    finally:
-        tally.flush()
-        metrics.ended(transport, time.monotonic() - began, cancellation.reason == DISCONNECT)
+
+    __slots__ = ("_began", "_cancellation", "_metrics", "_tally", "_transport")
+
+    def __init__(self, metrics: StreamMetrics, transport: str,
+                 cancellation: Cancellation) -> None:
+        self._metrics = metrics
+        self._transport = transport
+        self._cancellation = cancellation
+        self._began = 0.0
+        self._tally: EventTally | None = None
+
+    def __enter__(self) -> EventTally:
+        self._began = time.monotonic()
+        self._metrics.started(self._transport)
+        self._tally = EventTally(self._metrics, self._transport)
+        return self._tally
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._tally is not None
+        self._tally.flush()
+        self._metrics.ended(self._transport, time.monotonic() - self._began,
+                            self._cancellation.reason == DISCONNECT)
 
 
 class Metrics:
@@ -95,6 +108,12 @@ class Metrics:
 
     Shared by every greenlet of a worker: prometheus_client's values are updated under a lock
     that is never held across a switch.
+
+    Stream starts and ends are written once per turn of the event loop, not once per stream:
+    in multiprocess mode every write takes a lock and writes an mmap, and a burst starts a
+    hundred streams in one turn (gevent accepts up to 100 connections per wake-up). The writes
+    run from the hub at the end of the turn, so another worker's scrape sees them within
+    milliseconds; this worker's own `/metrics` writes them first.
     """
 
     def __init__(self) -> None:
@@ -116,29 +135,52 @@ class Metrics:
                                              "Time from sending upstream to its first byte.",
                                              buckets=FIRST_BYTE_BUCKETS, registry=reg)
 
-        # Every series reads 0 before its first stream, and the hot path (one `sent` per
-        # write) finds its child in a dict instead of through `labels()`.
+        # Every series reads 0 before its first stream, and the hot paths find their child in
+        # a dict instead of through `labels()`.
         self._events = {t: self.stream_events.labels(t) for t in TRANSPORTS}
         for transport in TRANSPORTS:
             self.streams_active.labels(transport)
             self.stream_disconnects.labels(transport)
+        self._active_change: dict[str, int] = {}
+        self._ends: list[tuple[str, float, bool]] = []
+        self._write_scheduled = False
 
     # StreamMetrics
     def started(self, transport: str) -> None:
-        self.streams_active.labels(transport).inc()
+        self._active_change[transport] = self._active_change.get(transport, 0) + 1
+        self._write_at_turn_end()
 
     def sent(self, transport: str, events: int) -> None:
         child = self._events.get(transport) or self.stream_events.labels(transport)
         child.inc(events)
 
     def ended(self, transport: str, seconds: float, disconnected: bool) -> None:
-        self.streams_active.labels(transport).dec()
-        self.stream_duration.labels(transport).observe(seconds)
-        if disconnected:
-            self.stream_disconnects.labels(transport).inc()
+        self._active_change[transport] = self._active_change.get(transport, 0) - 1
+        self._ends.append((transport, seconds, disconnected))
+        self._write_at_turn_end()
+
+    def _write_at_turn_end(self) -> None:
+        if not self._write_scheduled:
+            self._write_scheduled = True
+            get_hub().loop.run_callback(self.write_pending)
+
+    def write_pending(self) -> None:
+        """Write the starts and ends reported since the last write: one gauge change per
+        transport (nothing if as many ended as started), one observation per ended stream."""
+        self._write_scheduled = False
+        changes, self._active_change = self._active_change, {}
+        ends, self._ends = self._ends, []
+        for transport, change in changes.items():
+            if change:
+                self.streams_active.labels(transport).inc(change)
+        for transport, seconds, disconnected in ends:
+            self.stream_duration.labels(transport).observe(seconds)
+            if disconnected:
+                self.stream_disconnects.labels(transport).inc()
 
     def exposition(self) -> tuple[bytes, str]:
         """The text `/metrics` serves, with its content type: every worker's figures."""
+        self.write_pending()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)

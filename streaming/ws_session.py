@@ -39,7 +39,7 @@ from simple_websocket import ConnectionClosed
 from .cancellation import Cancellation
 from .disconnect import DISCONNECT
 from .encoding import compact_json
-from .metrics import StreamMetrics, counted_stream
+from .metrics import CountedStream, StreamMetrics
 from .shutdown import MAX_AGE, SERVER_RESTART, Lifetimes, is_restart
 from .sources import PacedSource
 from .validation import InvalidParameter
@@ -205,7 +205,7 @@ class Session:
         self._running = (gevent.spawn(self._run, generation, cancellation), cancellation)
 
     def _run(self, generation: Generation, cancellation: Cancellation) -> None:
-        with counted_stream(self._metrics, self._transport, cancellation) as tally:
+        with CountedStream(self._metrics, self._transport, cancellation) as tally:
             try:
                 for batch in PacedSource(generation.items()).batches(None, cancellation):
                     self.socket.send(generation.frames(batch))

@@ -52,3 +52,13 @@ def test_stream_limits_default_to_none_and_parse():
     assert config.load({"MAX_STREAMS": "100"})["MAX_STREAMS"] == 100
     with pytest.raises(config.ConfigError, match="MAX_STREAMS_PER_CLIENT"):
         config.load({"MAX_STREAMS_PER_CLIENT": "0"})
+
+@pytest.mark.parametrize(("raw", "value"), [("1", True), ("on", True), ("0", False),
+                                            ("False", False)])
+def test_reuse_port_is_a_flag(raw, value):
+    assert config.server_settings({"REUSE_PORT": raw})["REUSE_PORT"] is value
+
+
+def test_a_bad_flag_names_key_and_value():
+    with pytest.raises(config.ConfigError, match=r"REUSE_PORT.*'maybe'"):
+        config.server_settings({"REUSE_PORT": "maybe"})

@@ -21,6 +21,7 @@ def test_settings_suit_long_lived_streams():
     assert settings["max_requests"] == 0
     assert settings["preload_app"] is False
     assert settings["bind"] == "127.0.0.1:8000"
+    assert settings["logger_class"] == "access_log.AccessLogger"
 
 
 def test_the_running_worker_is_patched(server):
@@ -57,3 +58,34 @@ def test_metrics_cover_every_worker(start_server):
         for stream in streams:
             stream.close()
     wait_until(lambda: metric(two.url, "streams_active", transport="sse") == 0, timeout=2)
+
+
+def _listening_sockets(port: int) -> int:
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # LISTEN
+                count += 1
+    return count
+
+
+def test_each_worker_listens_on_its_own_socket_and_gets_its_share(start_server):
+    two = start_server(env={"WEB_CONCURRENCY": "2"})
+    # REUSE_PORT (the default): the kernel hashes each new connection to one worker's socket.
+    assert _listening_sockets(two.port) == 2
+    streams = [Stream(two.url, "/sse/chat?prompt=s&tokens=2&delay_ms=10000") for _ in range(40)]
+    try:
+        for stream in streams:
+            next(stream.chunks())
+        held = two.connections_by_worker()
+        # Even spreading: a worker with fewer than 8 of 40 is a 1-in-30,000 draw.
+        assert sorted(held.values())[0] >= 8, held
+    finally:
+        for stream in streams:
+            stream.close()
+
+
+def test_one_shared_socket_without_reuse_port(start_server):
+    two = start_server(env={"WEB_CONCURRENCY": "2", "REUSE_PORT": "0"})
+    assert _listening_sockets(two.port) == 1

@@ -60,3 +60,31 @@ def test_fanout_counts_each_subscribers_events_and_their_latency(loadgen, server
     assert (result["events_min"], result["events_max"]) == (5, 5)
     assert result["latency_ms"]["n"] == 20
     assert 0 <= result["latency_ms"]["p50"] < 3000
+
+
+def test_concurrency_one_runs_streams_one_after_another(loadgen, server):
+    # Each stream lasts at least 5 x 10 ms: one after another, five cannot end sooner than 250 ms.
+    result = run(loadgen, "generations", "--url",
+                 server.url + "/sse/chat?prompt=seq&tokens=5&delay_ms=10", "--conns", "5",
+                 "--concurrency", "1")
+    assert (result["ok"], result["tokens_total"]) == (5, 25)
+    assert result["wall_s"] >= 0.25
+    assert result["head_ms"]["n"] == 5
+    assert result["head_ms"]["p50"] <= result["first_token_ms"]["p50"]
+
+
+def test_websocket_handshakes_without_a_message(loadgen, server):
+    result = run(loadgen, "generations", "--url", server.url + "/ws/chat", "--mode", "ws",
+                 "--conns", "3", "--concurrency", "1")
+    assert (result["ok"], result["errors"], result["tokens_total"]) == (3, 0, 0)
+    assert result["head_ms"]["n"] == 3
+
+
+def test_raw_out_has_a_row_per_stream(loadgen, server, tmp_path):
+    raw = tmp_path / "raw.csv"
+    run(loadgen, "generations", "--url", server.url + "/sse/chat?prompt=raw&tokens=3&delay_ms=1",
+        "--conns", "4", "--raw-out", str(raw))
+    header, *rows = raw.read_text().splitlines()
+    assert header == "head_ms,first_token_ms,completion_ms"
+    assert len(rows) == 4
+    assert all(float(row.split(",")[1]) > 0 for row in rows)

@@ -1,4 +1,4 @@
-"""guard_sends: a client that takes no write for the timeout is dropped; one that reads is not."""
+"""SendWatch: a client that takes nothing for the timeout is dropped; one that reads is not."""
 
 from __future__ import annotations
 
@@ -9,81 +9,73 @@ import gevent
 import pytest
 from gevent import socket as gsocket
 
-from streaming.send_timeout import CHECKS, SendWatch, guard_sends
+from streaming.send_timeout import CHECKS, SendWatch, unsent_bytes, watch_sends
 
 CHUNK = b"x" * 65536
 
 
 def _pair() -> tuple[gsocket.socket, gsocket.socket]:
-    server, client = gsocket.socketpair()
-    for sock in (server, client):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    """A connected TCP pair on loopback, with small buffers so writes soon block."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = gsocket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.connect(listener.getsockname())
+        raw, _ = listener.accept()
+    server = gsocket.socket(fileno=raw.detach())
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     return server, client
 
 
-def _endless():
-    closed = []
-
-    def chunks():
-        try:
-            while True:
-                yield CHUNK
-        finally:
-            closed.append(True)
-
-    return chunks(), closed
-
-
-def _serve(body, sock) -> None:
-    """What gunicorn does with a WSGI body: write each chunk, then close the body."""
+def _write_forever(sock) -> None:
+    """What gunicorn does with an endless body: sendall each chunk until a write fails."""
     try:
-        for chunk in body:
-            sock.sendall(chunk)
+        while True:
+            sock.sendall(CHUNK)
     except OSError:
         pass
-    finally:
-        body.close()
 
 
 def test_a_client_that_stops_reading_is_dropped_after_the_timeout():
     server, client = _pair()
-    chunks, closed = _endless()
+    writer = gevent.spawn(_write_forever, server)
+    watch = SendWatch(server, 0.4)
     began = time.monotonic()
-    gevent.spawn(_serve, guard_sends(chunks, server, 0.4), server).join(timeout=5)
+    writer.join(timeout=5)
     took = time.monotonic() - began
-    assert closed == [True]
-    assert 0.4 <= took < 0.4 * (1 + 1 / CHECKS) + 0.3
+    assert writer.dead and watch.stalled
+    assert 0.4 <= took < 0.4 * (1 + 2 / CHECKS) + 0.3
     server.close()
     client.close()
 
 
-def test_a_slow_reader_that_keeps_taking_writes_is_not_dropped():
+def test_a_slow_reader_that_keeps_taking_bytes_is_not_dropped():
     server, client = _pair()
-    chunks, _closed = _endless()
-    serving = gevent.spawn(_serve, guard_sends(chunks, server, 0.4), server)
+    writer = gevent.spawn(_write_forever, server)
+    watch = SendWatch(server, 0.4)
     received = 0
     deadline = time.monotonic() + 1.2  # three timeouts
     while time.monotonic() < deadline:
-        received += len(client.recv(65536))
-        gevent.sleep(0.01)
-    assert not serving.dead
-    assert received > 3 * len(CHUNK)
-    serving.kill()
+        received += len(client.recv(4096))
+        gevent.sleep(0.05)
+    assert not writer.dead and not watch.stalled
+    assert received > 0
+    watch.stop()
+    writer.kill()
     server.close()
     client.close()
 
 
-def test_closing_the_guarded_body_closes_the_inner_one_and_stops_the_timer():
+def test_an_idle_stream_with_everything_delivered_is_not_dropped():
     server, client = _pair()
-    chunks, closed = _endless()
-    body = guard_sends(chunks, server, 0.1)
-    assert next(body) == CHUNK
-    body.close()
-    assert closed == [True]
-    gevent.sleep(0.2)
-    server.sendall(b"still usable")  # the timer did not shut the socket after the close
+    server.sendall(b"all of it")
+    assert client.recv(100) == b"all of it"
+    watch = SendWatch(server, 0.2)
+    gevent.sleep(0.5)
+    assert unsent_bytes(server) == 0 and not watch.stalled
+    server.sendall(b"still usable")
     assert client.recv(100) == b"still usable"
+    watch.stop()
+    watch.stop()
     server.close()
     client.close()
 
@@ -94,3 +86,10 @@ def test_the_timeout_must_be_positive():
         SendWatch(server, 0)
     server.close()
     client.close()
+
+
+def test_a_socket_that_is_not_tcp_is_not_watched():
+    left, right = gsocket.socketpair()
+    assert watch_sends(left, 1.0) is None
+    left.close()
+    right.close()
