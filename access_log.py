@@ -1,4 +1,5 @@
-"""gunicorn's access log, written for less CPU: `logger_class = "access_log.AccessLogger"`.
+"""gunicorn's access log, without secrets and for less CPU: `logger_class =
+"access_log.AccessLogger"`.
 
 For every request gunicorn's `Logger.access` builds a dict of every request header, response
 header and environ variable (`atoms`), copies it while escaping quotes, and sends it through
@@ -9,19 +10,79 @@ second, to every handler of the `gunicorn.access` logger: straight to the stream
 only print the message (gunicorn's own, a FileHandler added for a log file), through a single
 LogRecord for any other. A custom `access_log_format` keeps gunicorn's own path.
 
+Secrets never reach the log, whatever the format. An access line is kept for weeks and read by
+many, so nothing in it may let a reader act as a client:
+
+- the request line, query string and Referer: some clients put keys in the URL (`?api_key=`,
+  `?token=`); the values of query parameters with a secret's name become `REDACTED`;
+- the Basic-auth user name (`%(u)s`), which some APIs use for the key itself: always `-`;
+- every request header (`%({name}i)s`) and environ value (`%({name}e)s`) a custom format can
+  print: Authorization, Proxy-Authorization, Cookie, API-key headers and their environ copies
+  are redacted, and so are the URL's copies.
+
+A secret's name: `key`, `token`, `secret`, `password`, `signature`, `auth`, `authorization`,
+`credential(s)`, `session`, alone or at the end of the name (`api_key`, `apikey`,
+`access_token`, `X-Api-Key`, `publish_token`), in any case, `-` and `_` alike.
+
 Imported by the gunicorn master before any worker exists: nothing of the app, no gevent.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
+from urllib.parse import unquote_plus
 
 from gunicorn.config import AccessLogFormat
 from gunicorn.glogging import Logger
 
 DEFAULT_FORMAT = AccessLogFormat.default
+
+REDACTED = "REDACTED"
+SECRET_NAME = re.compile(
+    r"(key|token|secret|password|signature|auth|authorization|credentials?|session)$")
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "api-key",
+                            "x-api-key"})
+_PARAMETER = re.compile(r"([?&;]|^)([^=&;#\s]*)=([^&;#\s]*)")
+_URL_ATOMS = ("r", "q", "f", "{raw_uri}e", "{query_string}e", "{http_referer}e",
+              "{referer}i", "{path_info}e")
+
+
+def is_secret_name(name: str) -> bool:
+    return bool(SECRET_NAME.search(unquote_plus(name).lower().replace("-", "_")))
+
+
+def redact_query(text: str) -> str:
+    """`text` (a URL, a request line or a query string) with secret parameters' values redacted."""
+    def replace(match: re.Match) -> str:
+        separator, name, value = match.groups()
+        return f"{separator}{name}={REDACTED if is_secret_name(name) and value else value}"
+
+    return _PARAMETER.sub(replace, text)
+
+
+def _header_of(atom: str) -> str | None:
+    """The request header an atom carries: `{x-api-key}i`, or its environ copy
+    `{http_x_api_key}e`."""
+    if atom.endswith("}i"):
+        return atom[1:-2]
+    if atom.startswith("{http_") and atom.endswith("}e"):
+        return atom[6:-2].replace("_", "-")
+    return None
+
+
+def redact_atoms(atoms: dict[str, Any]) -> dict[str, Any]:
+    """gunicorn's access-log atoms with every secret they could carry redacted, in place."""
+    atoms["u"] = "-"
+    for key in atoms:
+        if _header_of(key) in SECRET_HEADERS:
+            atoms[key] = REDACTED
+    for key in _URL_ATOMS:
+        if isinstance(atoms.get(key), str):
+            atoms[key] = redact_query(atoms[key])
+    return atoms
 
 
 def _quoted(value: str) -> str:
@@ -46,19 +107,24 @@ class AccessLogger(Logger):
         except Exception:
             self.exception("access log")
 
+    def atoms(self, resp: Any, req: Any, environ: dict, request_time: Any) -> dict[str, Any]:
+        """gunicorn's atoms, for a custom format, with every secret they could carry redacted."""
+        return redact_atoms(super().atoms(resp, req, environ, request_time))
+
     def access_line(self, resp: Any, environ: dict) -> str:
-        """The line gunicorn's default format gives: `h l u t "r" s b "f" "a"`."""
+        """The line gunicorn's default format gives, `h l u t "r" s b "f" "a"`, redacted."""
         status = resp.status
         if isinstance(status, str):
             status = status.split(None, 1)[0]
         sent = getattr(resp, "sent", None)
         get = environ.get
-        user = self._get_user(environ) if "HTTP_AUTHORIZATION" in environ else None
-        request = f"{environ['REQUEST_METHOD']} {environ['RAW_URI']} {environ['SERVER_PROTOCOL']}"
-        return (f"{_quoted(get('REMOTE_ADDR', '-'))} - {_quoted(user or '-')} {self._now()} "
+        request = redact_query(
+            f"{environ['REQUEST_METHOD']} {environ['RAW_URI']} {environ['SERVER_PROTOCOL']}")
+        referer = redact_query(get("HTTP_REFERER", "-"))
+        return (f"{_quoted(get('REMOTE_ADDR', '-'))} - - {self._now()} "
                 f'"{_quoted(request)}" {_quoted(str(status))} '
                 f"{'-' if sent is None else sent} "
-                f'"{_quoted(get("HTTP_REFERER", "-"))}" "{_quoted(get("HTTP_USER_AGENT", "-"))}"')
+                f'"{_quoted(referer)}" "{_quoted(get("HTTP_USER_AGENT", "-"))}"')
 
     def _now(self) -> str:
         now = time.time()

@@ -10,7 +10,19 @@ from flask import Flask
 from werkzeug.exceptions import HTTPException
 
 import config
-from blueprints import channels, chat, logs, mock_openai, ops, pages, proxy, tasks, ws
+from blueprints import (
+    channels,
+    chat,
+    guards,
+    logs,
+    mock_openai,
+    openapi,
+    ops,
+    pages,
+    proxy,
+    tasks,
+    ws,
+)
 from blueprints.common import ApiError
 from broker import BrokerUnavailable, make_broker
 from channels import Channels
@@ -19,6 +31,7 @@ from logtail.directory import LogDirectory
 from logtail.tails import LogTails
 from streaming.forwarded import TrustedProxies
 from streaming.metrics import Metrics
+from streaming.shutdown import Lifetimes
 from streaming.validation import InvalidParameter
 from streaming.websocket import server_options
 from tasks import Tasks
@@ -40,13 +53,15 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     # flask-sock builds every WebSocket server with these: the inline reader ws_session needs.
     app.config.setdefault("SOCK_SERVER_OPTIONS", server_options(app.config["WS_PING_SECONDS"]))
     metrics = app.extensions["metrics"] = Metrics()
+    app.extensions["lifetimes"] = Lifetimes(app.config["STREAM_MAX_AGE_SECONDS"])
     app.extensions["upstream"] = _upstream(app.config, metrics)
     app.extensions["logtails"] = LogTails(LogDirectory(app.config["LOG_DIR"]),
                                           registry=metrics.registry)
     _init_broker(app)
     _register_errors(app)
+    guards.init_app(app)
     for blueprint in (chat.bp, ops.bp, pages.bp, mock_openai.bp, proxy.bp, ws.bp, logs.bp,
-                      channels.bp, tasks.bp):
+                      channels.bp, tasks.bp, openapi.bp):
         app.register_blueprint(blueprint)
     return app
 

@@ -11,6 +11,7 @@ import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 
 class ConfigError(ValueError):
@@ -44,6 +45,14 @@ def _text(key: str, raw: str) -> str:
     return raw
 
 
+def _optional(parse: Callable[[str, str], Any]) -> Callable[[str, str], Any]:
+    """`parse`, except that an empty value means None (no limit)."""
+    def parse_optional(key: str, raw: str) -> Any:
+        return None if raw == "" else parse(key, raw)
+
+    return parse_optional
+
+
 def _flag(key: str, raw: str) -> bool:
     value = raw.strip().lower()
     if value in ("1", "true", "yes", "on"):
@@ -55,6 +64,24 @@ def _flag(key: str, raw: str) -> bool:
 
 def _csv(key: str, raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _origins(key: str, raw: str) -> tuple[str, ...]:
+    """Origins as browsers send them (`scheme://host[:port]`, or `null`); never `*`."""
+    origins = _csv(key, raw)
+    for origin in origins:
+        try:
+            parts = urlsplit(origin)
+            parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+        except ValueError:
+            parts = None
+        if origin != "null" and (
+                parts is None or parts.scheme.lower() not in ("http", "https")
+                or not parts.hostname or "*" in origin
+                or parts.path not in ("", "/") or parts.query or parts.fragment):
+            raise ConfigError(f"{key} must list origins like https://app.example.com "
+                              f"(no wildcard, no path), got {origin!r}")
+    return origins
 
 
 def _networks(key: str, raw: str) -> tuple[str, ...]:
@@ -74,7 +101,7 @@ APP_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "HEARTBEAT_SECONDS": (_seconds, "15"),
     "SSE_RETRY_MS": (_int(0), "3000"),
     "WS_PING_SECONDS": (_seconds, "25"),
-    "ALLOWED_ORIGINS": (_csv, ""),
+    "ALLOWED_ORIGINS": (_origins, ""),
     "UPSTREAM_BASE_URL": (_text, ""),
     "UPSTREAM_API_KEY": (_text, ""),
     "PROXY_API_KEYS": (_csv, ""),
@@ -82,6 +109,11 @@ APP_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "UPSTREAM_READ_TIMEOUT": (_seconds, "60"),
     "UPSTREAM_POOL_SIZE": (_int(1), "1000"),
     "PROXY_MAX_BODY": (_int(1), str(10 * 1024 * 1024)),
+    "STREAM_MAX_AGE_SECONDS": (_optional(_seconds), ""),
+    "SEND_TIMEOUT_SECONDS": (_seconds, "30"),
+    "MAX_STREAMS": (_optional(_int(1)), ""),
+    "MAX_STREAMS_PER_CLIENT": (_optional(_int(1)), ""),
+    "MAX_BODY_BYTES": (_int(1), "65536"),
     "LOG_DIR": (_text, "logs"),
     "REDIS_URL": (_text, ""),
     "CHANNEL_HISTORY": (_int(1), "1000"),
@@ -97,6 +129,7 @@ SERVER_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "WORKER_CONNECTIONS": (_int(1), "20000"),
     "GRACEFUL_TIMEOUT": (_int(1), "10"),
     "LOG_LEVEL": (_text, "info"),
+    "MAX_REQUESTS": (_int(0), "0"),
     # Peers whose X-Forwarded-For/-Proto are believed: the reverse proxy only (gunicorn's default).
     "FORWARDED_ALLOW_IPS": (_networks, "127.0.0.1,::1"),
     "REUSE_PORT": (_flag, "1"),

@@ -20,8 +20,9 @@ bind = f"{_server['HOST']}:{_server['PORT']}"
 workers = _server["WEB_CONCURRENCY"]
 
 # One greenlet per connection: the gevent worker serves SSE, fetch streams and WebSocket
-# (flask-sock takes over the socket) alike, so no other worker class or server is needed.
-worker_class = "gevent"
+# (flask-sock takes over the socket) alike, so no other worker class or server is needed. Ours
+# only answers what gunicorn's HTTP parser refuses in the API's JSON error shape (serving/).
+worker_class = "serving.worker.GeventWorker"
 # Each open stream is a connection; the default of 1000 would refuse the 1001st stream.
 worker_connections = _server["WORKER_CONNECTIONS"]
 
@@ -29,8 +30,9 @@ worker_connections = _server["WORKER_CONNECTIONS"]
 # lives; it does so every second from its own greenlet whatever the streams do, so the default
 # suffices and a stream's length is unlimited.
 timeout = 30
-# On SIGTERM a worker stops accepting and lets open streams run this long, then cuts them;
-# EventSource clients reconnect with Last-Event-ID and resume on the new worker.
+# On SIGTERM a worker stops accepting and gives open streams this long before it cuts them. Our
+# streams do not wait for it: they end within 2 s (at most GRACEFUL_TIMEOUT - 1) telling their
+# clients to come back, and resume on another worker with Last-Event-ID (post_worker_init).
 graceful_timeout = _server["GRACEFUL_TIMEOUT"]
 # How long an idle keep-alive connection waits for its next request. Streams are not idle:
 # this only bounds the gap between one request and the next on a reused connection.
@@ -44,14 +46,20 @@ reuse_port = _server["REUSE_PORT"]
 # Connections waiting to be accepted while thousands of clients connect at once (the kernel
 # caps it at net.core.somaxconn).
 backlog = 4096
-# Recycling a worker would cut every stream it holds.
-max_requests = 0
-max_requests_jitter = 0
+# Recycling a worker after MAX_REQUESTS requests (0: never) ends its streams as a restart does:
+# each client is told to come back and resumes on another worker (streaming/shutdown.py). The
+# jitter keeps workers started together from recycling together.
+max_requests = _server["MAX_REQUESTS"]
+max_requests_jitter = max_requests // 10
 # The worker's heartbeat file: on tmpfs, so a busy disk never makes the master kill a worker.
 worker_tmp_dir = _SHM
 preload_app = False
+# GET /sse/chat carries its prompt in the URL: gunicorn's largest request line (its default is
+# 4094 bytes) fits more of it; a longer prompt goes in the body of POST /api/chat.
+limit_request_line = 8190
 accesslog = "-"
-# The same access line as gunicorn's, without its dict of every header per request.
+# The access log never shows keys, tokens or credentials, and costs less than gunicorn's own
+# (access_log.py).
 logger_class = "access_log.AccessLogger"
 errorlog = "-"
 loglevel = _server["LOG_LEVEL"]
@@ -118,6 +126,11 @@ def post_worker_init(worker):
     import gc
 
     gc.freeze()
+    # Whatever stops this worker (SIGTERM, a reload, max_requests) clears `worker.alive`: then
+    # every open stream ends, staggered, with a restart notice. Not an app of ours: nothing to do.
+    lifetimes = getattr(worker.wsgi, "extensions", {}).get("lifetimes")
+    if lifetimes is not None:
+        lifetimes.follow(lambda: worker.alive, worker.cfg.graceful_timeout)
 
 
 def child_exit(server, worker):

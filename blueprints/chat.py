@@ -29,6 +29,9 @@ def _event_stream(params: GenerationParams, after: int | None):
 @bp.get("/sse/chat")
 def sse_chat():
     params = parse_generation(request.args, from_text=True)
+    # The header wins (a reconnecting EventSource's is newer than the URL's), but a malformed
+    # `?last_event_id=` is refused all the same.
+    parse_last_event_id(request.args.get("last_event_id"), params.tokens)
     after = parse_last_event_id(last_event_id(), params.tokens)
     return _event_stream(params, after)
 
@@ -37,9 +40,10 @@ def sse_chat():
 def api_chat():
     params = parse_generation(json_object())
     wanted = request.accept_mimetypes.best_match(FETCH_FORMATS) or FETCH_FORMATS[0]
+    # SSE ids and NDJSON `index`es are token indexes: either resumes after a restart.
+    after = parse_last_event_id(request.headers.get("Last-Event-ID"), params.tokens)
     if wanted == "text/event-stream":
-        after = parse_last_event_id(request.headers.get("Last-Event-ID"), params.tokens)
         return _event_stream(params, after)
     if wanted == "application/x-ndjson":
-        return _generate(params, NDJSONFormat(), "ndjson")
-    return _generate(params, TextFormat(), "text")
+        return _generate(params, NDJSONFormat(), "ndjson", after)
+    return _generate(params, TextFormat(), "text", after)

@@ -24,6 +24,8 @@ from .common import (
     json_object,
     json_response,
     openai_error,
+    openai_guard_errors,
+    openai_refusal,
     stream_response,
 )
 
@@ -34,7 +36,16 @@ bp.register_error_handler(OpenAIError, openai_error)
 @bp.errorhandler(ApiError)
 def api_error(error: ApiError) -> Response:
     # json_object()'s 400 and 415, in OpenAI's shape.
-    return openai_error(OpenAIError(error.status, error.message, param=error.param))
+    return openai_refusal(error)
+
+
+openai_guard_errors(bp)
+
+
+@bp.before_request
+def _upstream_body_limit() -> None:
+    # A stand-in for the upstream behind the proxy takes what the proxy forwards.
+    request.max_content_length = current_app.config["PROXY_MAX_BODY"]
 
 
 @bp.get("/models")

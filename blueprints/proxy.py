@@ -22,12 +22,22 @@ from llm.wire import OpenAIError
 from streaming.cancellation import Cancellation
 from streaming.pipeline import watching
 
-from .common import ALL_METHODS, CLIENT_CLOSED, STREAM_HEADERS, openai_error, stream_response
+from .common import (
+    ALL_METHODS,
+    CLIENT_CLOSED,
+    STREAM_HEADERS,
+    openai_error,
+    openai_guard_errors,
+    read_body,
+    stream_response,
+    take_stream_slot,
+)
 
 PREFIX = "/v1"
 
 bp = Blueprint("proxy", __name__)
 bp.register_error_handler(OpenAIError, openai_error)
+openai_guard_errors(bp)
 
 
 @bp.route(f"{PREFIX}/<path:path>", methods=ALL_METHODS)
@@ -36,6 +46,7 @@ def relay(path: str):
     if not upstream.authorized(request.headers.get("Authorization")):
         raise OpenAIError(401, "Incorrect API key provided.", code="invalid_api_key")
     body = _body()
+    take_stream_slot()  # before the upstream is asked: a refused client costs it nothing
     url = (upstream.base_url or self_base_url(request.environ)) + upstream_target(
         request.environ, PREFIX)
     headers = upstream.request_headers(request.headers.items())
@@ -49,18 +60,12 @@ def relay(path: str):
 
 def _body() -> bytes:
     """The request body, at most PROXY_MAX_BODY bytes, as the client sent it."""
-    limit = current_app.config["PROXY_MAX_BODY"]
-    # werkzeug stops reading a body without a length (chunked) at the maximum and returns it
-    # cut short; one byte more tells a body of exactly `limit` bytes from a longer one.
-    request.max_content_length = limit + 1
+    limit = request.max_content_length = current_app.config["PROXY_MAX_BODY"]
     try:
-        body = request.get_data(cache=False)
-    except RequestEntityTooLarge:  # its declared length is too large: not read at all
-        body = None
-    if body is None or len(body) > limit:
+        return read_body()
+    except RequestEntityTooLarge:
         raise OpenAIError(413, f"the request body is larger than {limit} bytes",
-                          code="request_too_large")
-    return body
+                          code="request_too_large") from None
 
 
 def _relayed(relay: Relay, cancellation: Cancellation) -> Response:

@@ -6,14 +6,20 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from broker import EventFormat
 from streaming.validation import integer
-from tasks import Tasks, UnknownTask, is_task_id
+from tasks import (
+    STEP_MS_DEFAULT,
+    STEP_MS_MAX,
+    STEPS_DEFAULT,
+    STEPS_MAX,
+    Tasks,
+    UnknownTask,
+    is_task_id,
+)
 
 from .common import ApiError, encoded_sse_response, json_object, last_event_id
 
 bp = Blueprint("tasks", __name__)
 
-STEPS_DEFAULT, STEPS_MAX = 20, 10_000
-STEP_MS_DEFAULT, STEP_MS_MAX = 250, 60_000
 
 
 def _tasks() -> Tasks:

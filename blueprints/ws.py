@@ -19,18 +19,18 @@ from typing import Any
 from flask import Blueprint, current_app, request
 from flask_sock import Sock
 
-from generation.params import parse_generation
+from generation.params import parse_generation, parse_resume
 from generation.tts import Speech, parse_speech
 from generation.ws_chat import ChatGeneration
 from streaming.origin import origin_allowed
 from streaming.ws_session import Session, Starts
 
-from .common import ApiError
+from .common import ApiError, take_stream_slot
 
 bp = Blueprint("ws", __name__)
 sock = Sock()
 
-CHAT: Starts = {"prompt": lambda body: ChatGeneration(parse_generation(body))}
+CHAT: Starts = {"prompt": lambda body: _chat(body)}
 TTS: Starts = {"speak": lambda body: Speech(parse_speech(body))}
 
 
@@ -39,16 +39,21 @@ def _before_upgrade() -> None:
     origin = request.headers.get("Origin")
     if not origin_allowed(origin, request.host, current_app.config["ALLOWED_ORIGINS"]):
         raise ApiError(403, "forbidden", f"WebSocket connections from {origin!r} are not allowed")
+    take_stream_slot()  # the connection's, for its whole life: released when the view returns
     # Without the offer the handshake negotiates no extension (see the module docstring).
     request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
 
 
+def _chat(body: dict) -> ChatGeneration:
+    params = parse_generation(body)
+    return ChatGeneration(params, parse_resume(body, params.tokens))
+
+
 def _serve(ws: Any, starts: Starts) -> None:
-    # A peer that takes none of a write for two ping intervals is as gone as one that does not
-    # answer pings (simple-websocket drops those after one to two intervals).
-    write_timeout = 2 * current_app.config["WS_PING_SECONDS"]
+    # A peer that takes none of a write for SEND_TIMEOUT_SECONDS is gone, as on every transport.
     Session(ws, starts, metrics=current_app.extensions["metrics"],
-            write_timeout=write_timeout).serve()
+            write_timeout=current_app.config["SEND_TIMEOUT_SECONDS"],
+            lifetimes=current_app.extensions["lifetimes"]).serve()
 
 
 @sock.route("/ws/chat", bp=bp)

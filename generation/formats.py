@@ -5,6 +5,11 @@ A format is what `pipeline.EventStream` needs to put a source's items on the wir
 (the error record that ends a stream that failed after it started, or None where the format
 has none and the connection must be cut), `heartbeat` (bytes, or None for no heartbeat) and
 `media_type`. WebSocket messages use `json_message`, the same objects NDJSON writes a line each.
+
+`restart(reason)` is the record that ends a stream the server stops on purpose (a restart, the
+stream's maximum age) and tells the client to come back: SSE (the core's `EncodedSSEFormat`)
+and NDJSON have one and resume with Last-Event-ID; plain text has none (no ids to resume from),
+so its connection is cut instead.
 """
 
 from __future__ import annotations
@@ -84,6 +89,10 @@ class NDJSONFormat(_TextRecords):
 
     def encode(self, item: GenerationEvent) -> str:
         return json_message(item) + "\n"
+
+    def restart(self, reason: str) -> bytes:
+        """`{"type":"restart","reason":...}`: resume by sending Last-Event-ID, the last index."""
+        return (compact_json({"type": "restart", "reason": reason}) + "\n").encode()
 
 
 class TextFormat(_TextRecords):

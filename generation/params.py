@@ -38,6 +38,17 @@ def parse_generation(values: Mapping[str, Any], *, from_text: bool = False) -> G
     return GenerationParams(prompt, tokens, delay_ms)
 
 
+def parse_resume(values: Mapping[str, Any], tokens: int) -> int | None:
+    """A JSON message's `last_event_id` (a token index, as a number or digits), as
+    `parse_last_event_id` reads the header: where a reconnecting WebSocket client resumes."""
+    raw = values.get("last_event_id")
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raw = str(raw)
+    if raw is not None and not isinstance(raw, str):
+        raise InvalidParameter("last_event_id", "last_event_id must be a token index")
+    return parse_last_event_id(raw, tokens)
+
+
 def parse_last_event_id(raw: str | None, tokens: int) -> int | None:
     """The index of the last token the client has, from a Last-Event-ID; None for a new stream.
 

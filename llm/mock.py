@@ -108,9 +108,11 @@ def parse_chat_request(body: Mapping[str, Any], delay_header: str | None = None)
     if options is not None and (not stream or not isinstance(options, dict)):
         raise OpenAIError(400, "stream_options is only allowed when stream is true",
                           param="stream_options")
+    # Both are checked, though max_completion_tokens wins: a bad value is never ignored.
     limit = _bounded(body, "max_completion_tokens", 1, TOKENS_MAX)
+    legacy_limit = _bounded(body, "max_tokens", 1, TOKENS_MAX)
     if limit is None:
-        limit = _bounded(body, "max_tokens", 1, TOKENS_MAX)
+        limit = legacy_limit
     params = GenerationParams(prompt, limit or TOKENS_DEFAULT, _delay(body, delay_header))
     words = sum(len(_text(m.get("content")).split()) for m in messages)
     return ChatRequest(model, params, stream, bool((options or {}).get("include_usage")),

@@ -24,6 +24,7 @@ after the client left) breaks in four ways; this module is the answer to each:
 from __future__ import annotations
 
 import http.client
+import re
 from collections.abc import Callable, Iterable, Iterator
 
 import gevent
@@ -61,13 +62,20 @@ def connection_listed(headers: Iterable[tuple[str, str]]) -> set[str]:
             for name in value.split(",") if name.strip()}
 
 
+# Control characters other than TAB are not allowed in a field (RFC 9110 5.5); CR and LF would
+# split one header into two, and gunicorn refuses to send any of them (a 500 for the response).
+_NOT_IN_A_FIELD = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def end_to_end(headers: Iterable[tuple[str, str]], drop: frozenset[str] | set[str]
                ) -> list[tuple[str, str]]:
-    """`headers` without hop-by-hop ones and without `drop` (lower-case names)."""
+    """`headers` without hop-by-hop ones, without `drop` (lower-case names), and without any
+    whose name or value carries a control character (an injection attempt, never relayed)."""
     headers = list(headers)
     drop = drop | HOP_BY_HOP | connection_listed(headers)
     return [(name, value) for name, value in headers
-            if name.lower() not in drop and not name.lower().startswith("proxy-")]
+            if name.lower() not in drop and not name.lower().startswith("proxy-")
+            and not _NOT_IN_A_FIELD.search(name + value)]
 
 
 class RelayFailed(Exception):

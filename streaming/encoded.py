@@ -42,6 +42,7 @@ class EncodedSSEFormat:
     def __init__(self, retry_ms: int) -> None:
         if not isinstance(retry_ms, int) or isinstance(retry_ms, bool) or retry_ms < 0:
             raise ValueError(f"retry_ms must be a non-negative int, got {retry_ms!r}")
+        self._retry_ms = retry_ms
         self._retry: bytes | None = f"retry: {retry_ms}\n".encode()
 
     def preamble(self) -> bytes:
@@ -52,6 +53,13 @@ class EncodedSSEFormat:
 
     def failure(self, failure: Failure) -> bytes | None:
         return self.first_sets_retry(error_event(failure))
+
+    def restart(self, reason: str) -> bytes:
+        """`event: restart` carrying `retry` and a data field (`shutdown.py`): a named event,
+        never a `message`, and one every parser dispatches, with no phantom event before it."""
+        self._retry = None
+        return ServerSentEvent(data=compact_json({"reason": reason}), event="restart",
+                               retry=self._retry_ms).encode()
 
     def first_sets_retry(self, events: bytes) -> bytes:
         """`events`, led by the `retry` field if nothing was written before them.

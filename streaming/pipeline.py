@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
@@ -18,6 +18,8 @@ from .cancellation import Cancellation
 from .disconnect import DISCONNECT, cancel_on_disconnect
 from .failure import Failure
 from .metrics import CountedStream, StreamMetrics
+from .send_timeout import watch_sends
+from .shutdown import Lifetimes, is_restart, restart_failure
 from .sources import IDLE
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,9 @@ class Format(Protocol):
     def chunk(self, batch: list) -> bytes: ...
     def failure(self, failure: Failure) -> bytes | None: ...
 
+    # Optional: `restart(reason) -> bytes`, the record telling the client to come back and
+    # resume (see shutdown.py). A format without one ends a restarted stream as a failure.
+
 
 class Source(Protocol):
     def batches(self, idle: float | None,
@@ -74,14 +79,19 @@ class EventStream:
     4. failure: an exception after the start is sent as the format's error record, or, where the
        format has none, the connection is cut so the client sees an incomplete body;
     5. close: the watcher stops, the producer is killed, the metrics are settled.
+
+    With `lifetimes` the stream is ended with the format's restart record when the worker stops
+    or the stream reaches its maximum age (`shutdown.py`); with `send_timeout` a client that
+    takes nothing for that long is dropped (`send_timeout.py`).
     """
 
-    __slots__ = ("_body", "_heartbeat", "_metrics", "_socket", "cancellation", "fmt", "source",
-                 "transport")
+    __slots__ = ("_body", "_heartbeat", "_lifetimes", "_metrics", "_on_close", "_send_timeout",
+                 "_socket", "cancellation", "fmt", "source", "transport")
 
     def __init__(self, source: Source, fmt: Format, *, environ: dict, heartbeat: float,
                  transport: str, metrics: StreamMetrics,
-                 cancellation: Cancellation | None = None) -> None:
+                 cancellation: Cancellation | None = None, lifetimes: Lifetimes | None = None,
+                 send_timeout: float | None = None) -> None:
         if heartbeat <= 0:
             raise ValueError(f"heartbeat must be > 0 seconds, got {heartbeat!r}")
         self.source = source
@@ -92,19 +102,38 @@ class EventStream:
         self._socket = environ.get("gunicorn.socket")
         self._heartbeat = heartbeat if fmt.heartbeat else None
         self._metrics = metrics
+        self._lifetimes = lifetimes
+        self._send_timeout = send_timeout
+        self._on_close: list = []
         self._body = self._stream()
 
     def __iter__(self) -> Iterator[bytes]:
         return self._body
 
     def close(self) -> None:
-        self._body.close()
+        try:
+            self._body.close()
+        finally:
+            callbacks, self._on_close = self._on_close, []
+            for callback in callbacks:
+                callback()
+
+    def call_on_close(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once this body is closed: by gunicorn after the last write or a failed
+        one, or by werkzeug for a response whose body is never sent (HEAD). A `direct_passthrough`
+        response hands this object to gunicorn as is, so werkzeug's own `call_on_close` only
+        runs in the second case."""
+        self._on_close.append(callback)
 
     def _stream(self) -> Iterator[bytes]:
         # One generator, not one per part: an idle stream keeps every generator it is
         # suspended in (a frame and a slice of saved stack each, about 0.6 KB).
         with CountedStream(self._metrics, self.transport, self.cancellation) as tally:
             watcher = cancel_on_disconnect(self._socket, self.cancellation)
+            lease = None if self._lifetimes is None else self._lifetimes.track(self.cancellation)
+            send = None
+            if self._send_timeout is not None and self._socket is not None:
+                send = watch_sends(self._socket, self._send_timeout)
             try:
                 try:
                     # gunicorn sends the headers with the first write, even an empty one: this
@@ -121,6 +150,8 @@ class EventStream:
                         tally.add(len(batch))
                         if chunk:  # a batch of only start/end events is empty in plain text
                             yield chunk
+                    if is_restart(self.cancellation.reason):
+                        yield from self._report_restart(self.cancellation.reason)
                 except Exception as exc:
                     log.exception("stream failed after it started")
                     yield from self._report_failure(exc)
@@ -132,11 +163,25 @@ class EventStream:
             finally:
                 if watcher is not None:
                     watcher.stop()
+                if lease is not None:
+                    lease.release()
+                if send is not None:
+                    send.stop()
                 self.cancellation.cancel("finished")
+
+    def _report_restart(self, reason: str) -> Iterator[bytes]:
+        restart = getattr(self.fmt, "restart", None)
+        if restart is not None:
+            yield restart(reason)
+        else:
+            yield from self._send_failure(restart_failure(reason))
 
     def _report_failure(self, exc: Exception) -> Iterator[bytes]:
         failure = (getattr(exc, "failure", None) or getattr(exc.__cause__, "failure", None)
                    or GENERIC_FAILURE)
+        yield from self._send_failure(failure)
+
+    def _send_failure(self, failure: Failure) -> Iterator[bytes]:
         record = self.fmt.failure(failure)
         if record is not None:
             yield record

@@ -13,8 +13,18 @@ class InvalidParameter(ValueError):
         self.message = message
 
 
+def is_unicode(text: str) -> bool:
+    """Whether `text` is valid Unicode: JSON's `\\ud800` escapes can make a str holding a lone
+    surrogate, which no UTF-8 output (a response, a hash of the prompt) can carry."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def required_text(values: Mapping[str, Any], name: str, max_chars: int) -> str:
-    """The string `values[name]`, 1 to `max_chars` characters long."""
+    """The string `values[name]`, 1 to `max_chars` characters of valid Unicode."""
     text = values.get(name)
     if text is None:
         raise InvalidParameter(name, f"{name} is required")
@@ -22,6 +32,8 @@ def required_text(values: Mapping[str, Any], name: str, max_chars: int) -> str:
         raise InvalidParameter(name, f"{name} must be a string")
     if not 1 <= len(text) <= max_chars:
         raise InvalidParameter(name, f"{name} must be 1 to {max_chars} characters long")
+    if not is_unicode(text):
+        raise InvalidParameter(name, f"{name} must be valid Unicode (it has a lone surrogate)")
     return text
 
 

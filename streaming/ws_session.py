@@ -14,7 +14,10 @@
 4. close: when the reader loop ends (the client left or closed, a message over the size limit,
    no pong, a write that timed out) the generation is cancelled and killed, metrics settled.
    A handler that raises (a bug) is logged; the client gets an error message and a close with
-   1011, never Flask's HTTP 500 written onto the upgraded socket.
+   1011, never Flask's HTTP 500 written onto the upgraded socket;
+5. restart: with `lifetimes`, a stopping worker or the connection's maximum age stops the
+   generation (no `end` message: the client resumes it) and closes with 1012, service restart
+   (`shutdown.py`); the client reconnects and sends its prompt again with `last_event_id`.
 
 Decisions: a start message while a generation runs is refused with an error (the running one
 goes on); after a cancel the next start waits for the cancelled generation's closing message,
@@ -37,6 +40,7 @@ from .cancellation import Cancellation
 from .disconnect import DISCONNECT
 from .encoding import compact_json
 from .metrics import CountedStream, StreamMetrics
+from .shutdown import MAX_AGE, SERVER_RESTART, Lifetimes, is_restart
 from .sources import PacedSource
 from .validation import InvalidParameter
 from .websocket import InlineReader, LockedSocket, MessageSignal, text_frames
@@ -45,8 +49,16 @@ log = logging.getLogger(__name__)
 
 CANCELLED = "cancelled"
 FAILED = "failed"
+CLOSED = "closed"
 INTERNAL_ERROR = 1011
 """The close code for a server that met an unexpected condition (RFC 6455 section 7.4.1)."""
+SERVICE_RESTART = 1012
+"""The close code telling a client to reconnect (RFC 6455 registry: "Service Restart")."""
+CLOSE_MESSAGES = {SERVER_RESTART: "service restart", MAX_AGE: "connection reached its maximum age"}
+
+RESTART_WAIT_SECONDS = 1.0
+"""How long a restart waits for a generation's write in progress, then for the peer to answer
+the close frame, before it cuts the connection."""
 
 
 class Generation(Protocol):
@@ -100,10 +112,12 @@ class Session:
     idle connection. Not shared between connections.
     """
 
-    __slots__ = ("_metrics", "_running", "_starts", "_transport", "_ws", "socket")
+    __slots__ = ("_ending", "_lifetimes", "_metrics", "_running", "_starts", "_transport", "_ws",
+                 "socket")
 
     def __init__(self, ws: Any, starts: Starts, *, metrics: StreamMetrics,
-                 write_timeout: float | None, transport: str = "ws") -> None:
+                 write_timeout: float | None, transport: str = "ws",
+                 lifetimes: Lifetimes | None = None) -> None:
         if not isinstance(ws.thread, InlineReader) or not isinstance(ws.event, MessageSignal):
             # A reader greenlet of its own would race the one `serve` runs.
             raise RuntimeError("build the WebSocket server with websocket.server_options()")
@@ -111,6 +125,9 @@ class Session:
         self._starts = starts
         self._metrics = metrics
         self._transport = transport
+        self._lifetimes = lifetimes
+        # Set when the connection ends: by the server on purpose (a restart reason) or closed.
+        self._ending = Cancellation()
         # The generation's greenlet and its cancellation, only while one runs: an idle
         # connection keeps as little as it can.
         self._running: tuple[gevent.Greenlet, Cancellation] | None = None
@@ -121,6 +138,8 @@ class Session:
     def serve(self) -> None:
         """Handle messages until the connection ends, then stop the generation if one runs."""
         self._ws.event.on_set = self._drain
+        self._ending.on_cancel(self._on_ending)
+        lease = self._lifetimes.track(self._ending) if self._lifetimes is not None else None
         try:
             self._ws.thread.run()
         except Exception:
@@ -129,6 +148,9 @@ class Session:
             log.exception("websocket message handler failed")
             self._fail()
         finally:
+            if lease is not None:
+                lease.release()
+            self._ending.cancel(CLOSED)
             self._ws.event.on_set = None
             self._stop(DISCONNECT)
 
@@ -158,6 +180,8 @@ class Session:
             self._handle(data)
 
     def _handle(self, data: str | bytes) -> None:
+        if self._ending.cancelled:  # closing with 1012: nothing may follow the close frame
+            return
         try:
             kind, body = parse_message(data, ("cancel", *self._starts))
             if kind == "cancel":
@@ -186,7 +210,7 @@ class Session:
                 for batch in PacedSource(generation.items()).batches(None, cancellation):
                     self.socket.send(generation.frames(batch))
                     tally.add(len(batch))
-                if cancellation.reason != DISCONNECT:
+                if cancellation.reason != DISCONNECT and not is_restart(cancellation.reason):
                     closing = generation.finish()
                     if closing:
                         self.socket.send(closing)
@@ -202,6 +226,26 @@ class Session:
     def _report_failure(self) -> None:
         with suppress(OSError):
             self.socket.send(error_frame("the generation failed"))
+
+    def _on_ending(self) -> None:
+        # Called from the hub or a stagger greenlet, which must not block: restart in a greenlet.
+        if is_restart(self._ending.reason):
+            gevent.spawn(self._restart, self._ending.reason)
+
+    def _restart(self, reason: str) -> None:
+        """Stop the generation, close with 1012 and, if the peer does not answer, cut."""
+        if self._running is not None:
+            job, cancellation = self._running
+            cancellation.cancel(reason)
+            job.join(RESTART_WAIT_SECONDS)  # a write in progress finishes: no half frame
+            if not job.dead:
+                self.socket.abort()
+                return
+        with suppress(ConnectionClosed, OSError):
+            if self._ws.connected:
+                self._ws.close(SERVICE_RESTART, CLOSE_MESSAGES[reason])
+        gevent.sleep(RESTART_WAIT_SECONDS)
+        self.socket.abort()  # a no-op once the connection is closed
 
     def _stop(self, reason: str) -> None:
         if self._running is not None:

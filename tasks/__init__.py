@@ -2,8 +2,16 @@
 Celery reporting through `TaskReporter`; all state lives in the broker."""
 
 from .reporter import TaskReporter
-from .service import Tasks, TaskWatch, UnknownTask
+from .service import (
+    STEP_MS_DEFAULT,
+    STEP_MS_MAX,
+    STEPS_DEFAULT,
+    STEPS_MAX,
+    Tasks,
+    TaskWatch,
+    UnknownTask,
+)
 from .state import TaskState, is_task_id, new_task_id
 
-__all__ = ["TaskReporter", "TaskState", "TaskWatch", "Tasks", "UnknownTask", "is_task_id",
-           "new_task_id"]
+__all__ = ["STEPS_DEFAULT", "STEPS_MAX", "STEP_MS_DEFAULT", "STEP_MS_MAX", "TaskReporter",
+           "TaskState", "TaskWatch", "Tasks", "UnknownTask", "is_task_id", "new_task_id"]

@@ -31,6 +31,11 @@ class UnknownTask(LookupError):
     """No task has this id (or it ended longer ago than it is retained)."""
 
 
+
+STEPS_DEFAULT, STEPS_MAX = 20, 10_000
+STEP_MS_DEFAULT, STEP_MS_MAX = 250, 60_000
+"""What a demo task may be asked for: its steps, and the milliseconds each takes."""
+
 class Tasks:
     """The tasks of one app: `lease_seconds` bounds how long a dead runner's task looks alive."""
 

@@ -50,10 +50,10 @@ class LiveServer:
                  args: tuple[str, ...] = (), config: str | None = "gunicorn.conf.py",
                  ready_path: str = "/healthz",
                  max_blocking: float | None = MAX_BLOCKING_SECONDS,
-                 tls: Certificate | None = None) -> None:
+                 tls: Certificate | None = None, port: int | None = None) -> None:
         """`max_blocking`: seconds for gevent's blocking monitor, None to run without it (the
         benchmarks: its tracer hooks every greenlet switch)."""
-        self.port = free_port()
+        self.port = port or free_port()  # a given port: a server taking over from a stopped one
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         # Served over TLS with `tls`; the readiness check trusts that certificate alone.
         self._verify: str | bool = str(tls.cert) if tls else True

@@ -1,4 +1,4 @@
-"""access_log.AccessLogger: gunicorn's access line, to every target, for less."""
+"""access_log: gunicorn's access line, to every target, for less, and never with a secret."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import requests
 from gunicorn.config import Config
 from gunicorn.glogging import Logger, SafeAtoms
 
-from access_log import AccessLogger
+from access_log import REDACTED, AccessLogger, is_secret_name, redact_atoms, redact_query
 
 
 @pytest.fixture
@@ -30,7 +30,9 @@ def logger():
 
 
 def gunicorn_line(logger, resp, environ) -> str:
-    atoms = Logger.atoms(logger, resp, SimpleNamespace(headers=[]), environ, timedelta(0))
+    """gunicorn's own default line, with the secrets redacted as ours are."""
+    atoms = redact_atoms(Logger.atoms(logger, resp, SimpleNamespace(headers=[]), environ,
+                                      timedelta(0)))
     atoms["t"] = logger._now()  # the same second for both lines
     return logger.cfg.access_log_format % SafeAtoms(atoms)
 
@@ -49,6 +51,7 @@ USER = "Basic " + base64.b64encode(b"ann:secret").decode()
     ("101 Switching Protocols", None, {"HTTP_USER_AGENT": 'say "hi"'}),
     ("200 OK", 7, {"RAW_URI": '/v1/x?q="quoted"', "HTTP_AUTHORIZATION": USER}),
     ("200 OK", 7, {"HTTP_AUTHORIZATION": "Bearer sk-not-a-user", "REMOTE_ADDR": "::1"}),
+    ("200 OK", 7, {"RAW_URI": "/v1/models?api_key=sk-1&token=t", "HTTP_REFERER": "/?key=k"}),
 ])
 def test_the_same_line_as_gunicorns_default_format(logger, status, sent, extra):
     resp = SimpleNamespace(status=status, sent=sent, headers=[("Content-Type", "text/plain")])
@@ -114,3 +117,42 @@ def test_the_server_logs_each_request(server):
         assert time.monotonic() < deadline, server.log()[-2000:]
         time.sleep(0.05)
     assert '"-" "access-test"' in server.log()
+
+
+# --- what counts as a secret, and what redaction leaves ------------------------------------
+
+
+@pytest.mark.parametrize("name", ["api_key", "apikey", "API-KEY", "key", "token", "access_token",
+                                  "publish_token", "password", "client_secret", "auth",
+                                  "api%5Fkey", "session"])
+def test_secret_names(name):
+    assert is_secret_name(name)
+
+
+@pytest.mark.parametrize("name", ["tokens", "prompt", "delay_ms", "last_event_id", "keys", ""])
+def test_names_that_are_not_secrets(name):
+    assert not is_secret_name(name)
+
+
+@pytest.mark.parametrize(("raw", "redacted"), [
+    ("GET /v1/models?api_key=sk-1&x=2 HTTP/1.1", "GET /v1/models?api_key=REDACTED&x=2 HTTP/1.1"),
+    ("/a?token=t&tokens=5;key=k#f", "/a?token=REDACTED&tokens=5;key=REDACTED#f"),
+    ("token=abc", "token=REDACTED"),
+    ("/a?token=&b=1", "/a?token=&b=1"),
+    ("/plain/path", "/plain/path"),
+])
+def test_redact_query(raw, redacted):
+    assert redact_query(raw) == redacted
+
+
+def test_redact_atoms_covers_headers_environ_copies_and_the_user():
+    atoms = redact_atoms({"u": "alice", "r": "GET /?api_key=s HTTP/1.1", "q": "api_key=s",
+                          "{authorization}i": "Bearer s", "{x-api-key}i": "s",
+                          "{cookie}i": "session=s", "{http_authorization}e": "Bearer s",
+                          "{raw_uri}e": "/?token=s", "{user-agent}i": "curl", "s": "200"})
+    assert atoms["u"] == "-"
+    assert "s" not in (atoms["r"].split("=")[1].split(" ")[0], atoms["q"].split("=")[1])
+    assert {atoms[k] for k in ("{authorization}i", "{x-api-key}i", "{cookie}i",
+                               "{http_authorization}e")} == {REDACTED}
+    assert atoms["{raw_uri}e"] == "/?token=REDACTED"
+    assert atoms["{user-agent}i"] == "curl"

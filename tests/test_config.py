@@ -28,6 +28,31 @@ def test_bad_values_name_key_and_value(key, raw):
     assert repr(raw) in str(caught.value)
 
 
+def test_limits_are_off_unless_set():
+    settings = config.load({})
+    assert settings["STREAM_MAX_AGE_SECONDS"] is None
+    assert config.load({"STREAM_MAX_AGE_SECONDS": "90"})["STREAM_MAX_AGE_SECONDS"] == 90
+    assert config.server_settings({})["MAX_REQUESTS"] == 0
+
+
+@pytest.mark.parametrize(("key", "raw"), [("STREAM_MAX_AGE_SECONDS", "0"),
+                                          ("STREAM_MAX_AGE_SECONDS", "never")])
+def test_bad_limits_name_key_and_value(key, raw):
+    with pytest.raises(config.ConfigError, match=key):
+        config.load({key: raw})
+
+
+def test_send_timeout_default():
+    assert config.load({})["SEND_TIMEOUT_SECONDS"] == 30
+
+
+def test_stream_limits_default_to_none_and_parse():
+    assert config.load({})["MAX_STREAMS"] is None
+    assert config.load({})["MAX_STREAMS_PER_CLIENT"] is None
+    assert config.load({"MAX_STREAMS": "100"})["MAX_STREAMS"] == 100
+    with pytest.raises(config.ConfigError, match="MAX_STREAMS_PER_CLIENT"):
+        config.load({"MAX_STREAMS_PER_CLIENT": "0"})
+
 @pytest.mark.parametrize(("raw", "value"), [("1", True), ("on", True), ("0", False),
                                             ("False", False)])
 def test_reuse_port_is_a_flag(raw, value):

@@ -99,3 +99,18 @@ def test_compact_json_keeps_unicode_and_escapes_controls():
     value = {"text": ' 流式 🚀 "q" \\ \n\x00\u2028'}
     assert json.loads(compact_json(value)) == value
     assert "流式" in compact_json(value)
+
+
+def test_sse_restart_record_is_a_named_event_with_retry_and_data():
+    record = SSEFormat(2500).restart("server_restart")
+    assert record == b'event: restart\nretry: 2500\ndata: {"reason":"server_restart"}\n\n'
+    [event] = parse(record)  # dispatched (it has data), and never a default `message` event
+    assert event.type == "restart"
+
+
+def test_ndjson_restart_line():
+    assert NDJSONFormat().restart("max_age") == b'{"type":"restart","reason":"max_age"}\n'
+
+
+def test_plain_text_has_no_restart_record():
+    assert not hasattr(TextFormat(), "restart")

@@ -5,6 +5,7 @@ from generation.params import (
     InvalidParameter,
     parse_generation,
     parse_last_event_id,
+    parse_resume,
 )
 
 
@@ -50,3 +51,18 @@ def test_last_event_id(raw, expected):
 def test_last_event_id_rejections(raw):
     with pytest.raises(InvalidParameter):
         parse_last_event_id(raw, 10)
+
+
+@pytest.mark.parametrize(("values", "after"), [
+    ({}, None), ({"last_event_id": 4}, 4), ({"last_event_id": "4"}, 4),
+    ({"last_event_id": ""}, None),
+])
+def test_a_websocket_prompt_resumes_after_its_last_event_id(values, after):
+    assert parse_resume(values, 10) == after
+
+
+@pytest.mark.parametrize("raw", [10, -1, True, 1.5, [1], "1\r\nx", "1\x00"])
+def test_a_bad_websocket_last_event_id_is_refused(raw):
+    with pytest.raises(InvalidParameter) as caught:
+        parse_resume({"last_event_id": raw}, 10)
+    assert caught.value.param == "last_event_id"

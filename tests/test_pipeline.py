@@ -11,6 +11,7 @@ from generation.formats import NDJSONFormat, SSEFormat, TextFormat
 from streaming.cancellation import Cancellation
 from streaming.metrics import EventTally
 from streaming.pipeline import EventStream
+from streaming.shutdown import MAX_AGE, Lifetimes
 from streaming.sources import PacedSource, ProducerSource
 from tests.fakes import RecordingMetrics
 
@@ -93,6 +94,33 @@ def test_a_failing_source_ends_with_the_error_record():
     assert b"secret" not in body
 
 
+def _tracked(fmt, lifetimes):
+    return EventStream(PacedSource([(30.0, Token(0, "x"))]), fmt, environ={}, heartbeat=15.0,
+                       transport="sse", metrics=RecordingMetrics(), lifetimes=lifetimes)
+
+
+def test_a_stopping_worker_ends_the_stream_with_the_restart_record():
+    lifetimes = Lifetimes()
+    stream = _tracked(SSEFormat(3000), lifetimes)
+    gevent.spawn_later(0.05, lifetimes.stop_all, 0)
+    assert list(stream) == [b"", SSEFormat(3000).restart("server_restart")]
+    assert lifetimes.open == 0
+
+
+def test_the_maximum_age_ends_the_stream_with_the_restart_record():
+    stream = _tracked(NDJSONFormat(), Lifetimes(max_age=0.05))
+    assert list(stream) == [b"", b'{"type":"restart","reason":"max_age"}\n']
+
+
+def test_a_format_without_a_restart_record_ends_with_its_failure_record():
+    lifetimes = Lifetimes(max_age=0.05)
+    fmt = NDJSONFormat()
+    fmt.restart = None  # as the proxy's and the mock's formats: no way to resume
+    chunks = list(_tracked(fmt, lifetimes))
+    record = chunks[-1].decode()
+    assert '"type":"error"' in record and f'"type":"{MAX_AGE}"' in record
+    assert "send the request again" in record
+
 def _fails_after_one_token():
     yield 0.0, Token(0, "kept")
     raise RuntimeError("internal detail")
@@ -157,3 +185,15 @@ def test_event_tally_flush_reports_the_remainder(stream_metrics):
     tally.flush()
     tally.flush()
     assert metrics.events == 3
+
+
+@pytest.mark.parametrize("started", [True, False])
+def test_close_callbacks_run_once_whether_or_not_the_body_was_iterated(started):
+    closed = []
+    stream = _stream(PacedSource([(0.0, Token(0, "x"))]))
+    stream.call_on_close(lambda: closed.append(True))
+    if started:
+        list(stream)
+    stream.close()
+    stream.close()
+    assert closed == [True]
