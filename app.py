@@ -78,7 +78,7 @@ def _init_broker(app: Flask) -> None:
     """The broker (Redis with REDIS_URL, else in memory) and the features built on it."""
     settings = app.config
     broker = make_broker(settings["REDIS_URL"], settings["CHANNEL_HISTORY"],
-                         settings["SUBSCRIBER_QUEUE"])
+                         settings["SUBSCRIBER_QUEUE"], settings["FANOUT_FLUSH_MS"])
     app.extensions["broker"] = broker
     app.extensions["channels"] = Channels(broker)
     app.extensions["tasks"] = Tasks(broker, settings["TASK_LEASE_SECONDS"])

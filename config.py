@@ -118,6 +118,7 @@ APP_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "REDIS_URL": (_text, ""),
     "CHANNEL_HISTORY": (_int(1), "1000"),
     "SUBSCRIBER_QUEUE": (_int(1), "1000"),
+    "FANOUT_FLUSH_MS": (_optional(_int(0)), ""),
     "PUBLISH_TOKEN": (_text, ""),
     "TASK_LEASE_SECONDS": (_seconds, "30"),
 }

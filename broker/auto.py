@@ -9,15 +9,21 @@ import config
 from .base import Broker
 
 
-def make_broker(redis_url: str, history: int, queue_size: int) -> Broker:
-    """A `RedisBroker` for `redis_url`, or the embedded `MemoryBroker` when it is empty."""
+def make_broker(redis_url: str, history: int, queue_size: int,
+                flush_ms: int | None = None) -> Broker:
+    """A `RedisBroker` for `redis_url`, or the embedded `MemoryBroker` when it is empty.
+
+    `flush_ms` (FANOUT_FLUSH_MS): None hands each delivery to subscribers at once; otherwise
+    deliveries are held that many milliseconds and handed over together (`fanout.py`).
+    """
+    flush_delay = None if flush_ms is None else flush_ms / 1000
     if redis_url:
         from .redis_streams import RedisBroker  # redis-py is imported only when used
 
-        return RedisBroker(redis_url, history, queue_size)
+        return RedisBroker(redis_url, history, queue_size, flush_delay=flush_delay)
     from .memory import MemoryBroker
 
-    return MemoryBroker(history, queue_size)
+    return MemoryBroker(history, queue_size, flush_delay=flush_delay)
 
 
 @functools.cache

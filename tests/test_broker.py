@@ -245,3 +245,22 @@ def test_a_subscriber_joining_while_events_are_held_gets_each_event_once(flush_d
     broker.publish("t", "tick", "2")
     assert [e.data for e in drain(late, 0.2)] == ["2"]
     assert [e.data for e in drain(watcher, 0.2)] == ["1", "2"]
+
+
+def test_fanout_flush_ms_reaches_the_broker_from_the_settings():
+    from app import create_app
+
+    broker = create_app({"TESTING": True, "FANOUT_FLUSH_MS": 300}).extensions["broker"]
+    subscription = broker.subscribe("t")
+    assert subscription.get(0) is None
+    broker.publish("t", "tick", "0")
+    assert subscription.get(0.1) is None  # held for the flush delay
+    assert [e.data for e in subscription.next_batch(1)] == ["0"]
+
+
+def test_without_fanout_flush_ms_an_event_is_handed_over_at_once():
+    broker = make_broker("", HISTORY, 10, None)
+    subscription = broker.subscribe("t")
+    assert subscription.get(0) is None
+    broker.publish("t", "tick", "0")
+    assert subscription.get(0).data == "0"

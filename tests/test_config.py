@@ -28,6 +28,12 @@ def test_bad_values_name_key_and_value(key, raw):
     assert repr(raw) in str(caught.value)
 
 
+def test_fanout_flush_ms_is_off_unless_set():
+    assert config.load({})["FANOUT_FLUSH_MS"] is None
+    assert config.load({"FANOUT_FLUSH_MS": "0"})["FANOUT_FLUSH_MS"] == 0
+    assert config.load({"FANOUT_FLUSH_MS": "20"})["FANOUT_FLUSH_MS"] == 20
+
+
 def test_limits_are_off_unless_set():
     settings = config.load({})
     assert settings["STREAM_MAX_AGE_SECONDS"] is None
