@@ -3,7 +3,10 @@
 The subscribers are the C load client (`loadgen fanout`), which stamps each event's arrival
 against the publisher's `"t"` (its `time.time()`); the publisher is this process, posting over
 one keep-alive connection on a fixed schedule, so a server that answers slowly holds its rate
-down. Delivery is the events received over the events published times the subscribers.
+down. Delivery is the events received over the events published times the subscribers: the
+client keeps reading until `grace` seconds after the last publish (its stop file), however long
+a held-down publisher took, so a shortfall is an event lost or later than the grace, never the
+measurement ending first.
 """
 
 from __future__ import annotations
@@ -63,10 +66,12 @@ def measure(server, subscribers: int = SUBSCRIBERS, rate: float = RATE,
             seconds: float = SECONDS, grace: float = 5) -> dict:
     pids = server.worker_pids()
     with tempfile.TemporaryDirectory() as scratch:
-        ready = Path(scratch) / "ready"
+        ready, stop = Path(scratch) / "ready", Path(scratch) / "stop"
+        # The hold is only a bound: it ends `grace` seconds after the publisher's last event.
         client = subprocess.Popen(
             [str(LOADGEN), "fanout", "--url", server.url + PATH, "--conns", str(subscribers),
-             "--hold", str(seconds + grace), "--ready-file", str(ready)],
+             "--hold", str(4 * seconds + grace), "--stop-file", str(stop),
+             "--grace", str(grace), "--ready-file", str(ready)],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
             preexec_fn=_client_cpu)
         deadline = time.monotonic() + 120
@@ -76,10 +81,13 @@ def measure(server, subscribers: int = SUBSCRIBERS, rate: float = RATE,
         cpu_before = worker_cpu_seconds(pids)
         published, took = publish_paced(server.url, rate, seconds)
         worker_cpu = worker_cpu_seconds(pids) - cpu_before
-        out, _ = client.communicate(timeout=seconds + 120)
+        stop.touch()
+        out, _ = client.communicate(timeout=4 * seconds + 120)
     result = json.loads(out.strip().splitlines()[-1])
     return {"published": published, "publish_rate": published / took,
             "delivery": result["events_total"] / (published * subscribers),
+            # Below `published`: some subscriber lost events, or got them after the grace.
+            "events_min": result["events_min"],
             "latency_ms": result["latency_ms"], "worker_cpu_share": worker_cpu / took,
             "opened": result["opened"], "error_kinds": result["error_kinds"],
             "client_cpu_share": result["client_cpu_share"]}

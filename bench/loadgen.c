@@ -60,7 +60,7 @@ static struct {
     bool have_url, have_metrics;
     int conns, after_events, repeat, cancel_after, concurrency;
     double ramp, hold, timeout, grace, nap_us;
-    const char *method, *body, *ws_message, *send_text, *gauge, *ready_file, *raw_out;
+    const char *method, *body, *ws_message, *send_text, *gauge, *ready_file, *raw_out, *stop_file;
     const char *headers[MAX_HEADERS];
     int nheaders;
 } opt;
@@ -887,11 +887,17 @@ static double open_all(conn *cs, int n) {
     return t_open;
 }
 
-/* Keep reading every open connection for opt.hold seconds. */
+/* Keep reading every open connection for opt.hold seconds, or, with --stop-file, until
+ * opt.grace seconds after that file appears (looked for every 100 ms), whichever is first. */
 static void hold_all(double from) {
+    bool stopping = false;
     for (double end = from + opt.hold, t; (t = now()) < end;) {
         int ms = (int)((end - t) * 1000) + 1;
         loop_once(ms > 100 ? 100 : ms);
+        if (opt.stop_file && !stopping && access(opt.stop_file, F_OK) == 0) {
+            stopping = true;
+            if (now() + opt.grace < end) end = now() + opt.grace;
+        }
     }
 }
 
@@ -1176,6 +1182,7 @@ static void usage(FILE *f) {
         "              [--ws --ws-message JSON]\n"
         "  cancel      --ws-message JSON --cancel-after K --repeat M\n"
         "  fanout      --conns N --hold S [--ramp-per-sec R] [--ready-file PATH]\n"
+        "              [--stop-file PATH (hold ends --grace S after it appears)]\n"
         "common: --method M --body TEXT --header 'K: V' (repeatable) --timeout S (default 60)\n"
         "        --grace S (wait for the peer's WS close, default 1)\n"
         "        --nap-us U (sleep after a partial read to batch wakeups; default 200 for\n"
@@ -1240,6 +1247,7 @@ static void parse_args(int argc, char **argv) {
         else if (!strcmp(a, "--send")) opt.send_text = v;
         else if (!strcmp(a, "--gauge")) opt.gauge = v;
         else if (!strcmp(a, "--ready-file")) opt.ready_file = v;
+        else if (!strcmp(a, "--stop-file")) opt.stop_file = v;
         else if (!strcmp(a, "--raw-out")) opt.raw_out = v;
         else if (!strcmp(a, "--concurrency")) opt.concurrency = (int)num_arg(a, v, 1);
         else if (!strcmp(a, "--header")) {

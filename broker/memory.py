@@ -18,7 +18,7 @@ from streaming.mailbox import Mailbox
 
 from .base import Broker
 from .events import ZERO, Event, Key, format_id, next_key
-from .fanout import Fanout
+from .fanout import FLUSH_DELAY, Fanout
 
 SWEEP_SECONDS = 60.0
 """How often topics past their retention are looked for (on publish)."""
@@ -42,10 +42,11 @@ class MemoryBroker(Broker):
     kind = "memory"
     shared = False
 
-    def __init__(self, history: int, queue_size: int) -> None:
+    def __init__(self, history: int, queue_size: int, *,
+                 flush_delay: float | None = FLUSH_DELAY) -> None:
         super().__init__(history, queue_size)
         self._topics: dict[str, _Topic] = {}
-        self._fanout = Fanout()
+        self._fanout = Fanout(flush_delay)
         self._leases: dict[str, float] = {}
         self._born = next_key(ZERO)
         self._swept_at = time.monotonic()

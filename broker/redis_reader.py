@@ -33,7 +33,7 @@ from gevent.event import Event as Signal
 from streaming.mailbox import Mailbox
 
 from .events import BROKER_ERROR, Event, parse_id
-from .fanout import Fanout
+from .fanout import FLUSH_DELAY, Fanout
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,12 @@ class StreamReader:
 
     `connect()` returns a new single-connection client for the reader; `commands` is the shared
     pooled client; `key(topic)` is a topic's stream key, `prefix_length` what precedes the
-    topic in it; `queue_size` is the subscribers' queue size.
+    topic in it; `queue_size` is the subscribers' queue size; `flush_delay` is the fan-out's.
     """
 
     def __init__(self, connect: Callable[[], redis.Redis], commands: redis.Redis,
-                 key: Callable[[str], str], prefix_length: int, queue_size: int) -> None:
+                 key: Callable[[str], str], prefix_length: int, queue_size: int,
+                 flush_delay: float | None = FLUSH_DELAY) -> None:
         self._connect = connect
         # One read never hands a subscriber more than its queue holds: a burst read at once
         # must not overflow subscribers that were keeping up.
@@ -71,7 +72,7 @@ class StreamReader:
         self._commands = commands
         self._key = key
         self._prefix_length = prefix_length
-        self.fanout = Fanout()
+        self.fanout = Fanout(flush_delay)
         self._cursors: dict[str, str] = {}  # topic -> id of the last entry read or skipped
         self._wanted = Signal()
         self._client: redis.Redis | None = None

@@ -33,6 +33,7 @@ from streaming.mailbox import Mailbox
 
 from .base import Broker
 from .events import Event, Key, format_id, parse_id
+from .fanout import FLUSH_DELAY
 from .redis_reader import BLOCK_MS, StreamReader, entry_event
 from .subscription import BrokerUnavailable
 
@@ -83,7 +84,8 @@ class RedisBroker(Broker):
     kind = "redis"
     shared = True
 
-    def __init__(self, url: str, history: int, queue_size: int) -> None:
+    def __init__(self, url: str, history: int, queue_size: int, *,
+                 flush_delay: float | None = FLUSH_DELAY) -> None:
         super().__init__(history, queue_size)
         pool = redis.BlockingConnectionPool.from_url(
             url, max_connections=COMMAND_CONNECTIONS, timeout=POOL_WAIT_SECONDS,
@@ -92,7 +94,7 @@ class RedisBroker(Broker):
         self._redis = redis.Redis(connection_pool=pool)
         self._publish_open = self._redis.register_script(PUBLISH_OPEN)
         self._reader = StreamReader(self._reader_client(url), self._redis, self._key,
-                                    len(PREFIX), queue_size)
+                                    len(PREFIX), queue_size, flush_delay)
 
     @staticmethod
     def _reader_client(url: str) -> Callable[[], redis.Redis]:

@@ -12,6 +12,12 @@ all the items that queued meanwhile (fan-out's batching, for free).
 
 Shared between greenlets: `put`, `close` and `wake` may be called from any greenlet, never
 block and never switch; `take` and `batches` belong to the one reader.
+
+A fan-out puts into a thousand mailboxes per event, and each reader waits once per batch, so
+both paths are kept short: a wake-up is scheduled only for a reader that is waiting (one per
+wait, however many puts come before it runs), and a reader keeps one timer for its idle
+timeout, restarted on each wait, rather than creating one per wait (about a third of a wait's
+cost, measured with 1,000 readers).
 """
 
 from __future__ import annotations
@@ -33,8 +39,8 @@ class Mailbox:
     Without `weigh` each item counts 1; with it, an item counts `weigh(item)`.
     """
 
-    __slots__ = ("_closed", "_final", "_items", "_load", "_maxsize", "_overflow", "_waiter",
-                 "_weigh", "overflowed")
+    __slots__ = ("_closed", "_final", "_items", "_load", "_maxsize", "_overflow", "_timer",
+                 "_timer_seconds", "_waiter", "_weigh", "overflowed")
 
     def __init__(self, maxsize: int, overflow: Any, *,
                  weigh: Callable[[Any], int] | None = None) -> None:
@@ -48,6 +54,8 @@ class Mailbox:
         self._closed = False
         self._final: Any = None
         self._waiter: Waiter | None = None
+        self._timer: Any = None  # the reader's idle timer, kept for its next wait
+        self._timer_seconds = 0.0
         self.overflowed = False
 
     @property
@@ -65,8 +73,9 @@ class Mailbox:
             self.close(self._overflow)
             return False
         self._load = load
-        self._items.extend(items)
-        self.wake()
+        self._items += items
+        if self._waiter is not None:
+            self.wake()
         return True
 
     def close(self, final: Any = None) -> None:
@@ -82,7 +91,7 @@ class Mailbox:
         waiter, self._waiter = self._waiter, None
         if waiter is not None:
             # A Waiter may only be switched from the hub, whoever wakes it.
-            get_hub().loop.run_callback(waiter.switch, None)
+            waiter.hub.loop.run_callback(waiter.switch, None)
 
     def take(self, timeout: float | None) -> list | None:
         """Everything pending, waiting up to `timeout` seconds for something to come.
@@ -97,9 +106,11 @@ class Mailbox:
                 return None
         items, self._items = self._items, []
         self._load = 0
-        if self._closed and self._final is not None:
-            items.append(self._final)
-            self._final = None
+        if self._closed:
+            self._drop_timer()
+            if self._final is not None:
+                items.append(self._final)
+                self._final = None
         return items
 
     def _wait(self, timeout: float | None) -> bool:
@@ -109,15 +120,33 @@ class Mailbox:
         self._waiter = waiter
         timer = None
         if timeout is not None:
-            timer = hub.loop.timer(max(timeout, 0.0))
-            timer.start(waiter.switch, _TIMED_OUT)
+            timer = self._idle_timer(hub, timeout)
+            timer.again(waiter.switch, _TIMED_OUT)
         try:
             return waiter.get() is _TIMED_OUT
         finally:
             if timer is not None:
-                timer.close()
+                timer.stop()
             if self._waiter is waiter:
                 self._waiter = None
+
+    def _idle_timer(self, hub: Any, seconds: float) -> Any:
+        """A stopped timer of `seconds`: the last one if it has that length (a reader's idle
+        timeout rarely changes), else a new one. It repeats, so that `again()` restarts it
+        from now (a one-shot timer, once fired, fires at once when started again); a
+        repeat of 0 would never fire, so no wait is shorter than a millisecond."""
+        seconds = max(seconds, 0.001)
+        timer = self._timer
+        if timer is None or self._timer_seconds != seconds:
+            self._drop_timer()
+            timer = self._timer = hub.loop.timer(seconds, seconds)
+            self._timer_seconds = seconds
+        return timer
+
+    def _drop_timer(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.close()
 
     def batches(self, idle: float | None,
                 cancellation: Cancellation) -> Iterator[list | object]:

@@ -221,3 +221,27 @@ def test_an_unreachable_broker_ends_the_subscription_with_an_error_event():
     assert [n.event for n in got] == ["error"]
     assert b"broker_unavailable" in got[0].wire
     assert subscription.ended
+
+
+@pytest.mark.parametrize("flush_delay", [0, 0.02])
+def test_a_flush_delay_hands_what_was_published_meanwhile_over_as_one_batch(flush_delay):
+    broker = MemoryBroker(HISTORY, 10, flush_delay=flush_delay)
+    subscription = broker.subscribe("t")
+    assert subscription.get(0) is None  # it follows the topic now
+    for i in range(3):
+        broker.publish("t", "tick", str(i))
+    assert [e.data for e in subscription.next_batch(5)] == ["0", "1", "2"]
+
+
+@pytest.mark.parametrize("flush_delay", [0, 0.02])
+def test_a_subscriber_joining_while_events_are_held_gets_each_event_once(flush_delay):
+    broker = MemoryBroker(HISTORY, 10, flush_delay=flush_delay)
+    first = broker.publish("t", "tick", "0")
+    watcher = broker.subscribe("t")
+    assert watcher.get(0) is None
+    broker.publish("t", "tick", "1")  # held: stored, not yet handed to the followers
+    late = broker.subscribe("t", first)  # reads "1" from the history, then gets it held
+    assert [e.data for e in drain(late, 0.2)] == ["1"]
+    broker.publish("t", "tick", "2")
+    assert [e.data for e in drain(late, 0.2)] == ["2"]
+    assert [e.data for e in drain(watcher, 0.2)] == ["1", "2"]

@@ -62,6 +62,28 @@ def test_fanout_counts_each_subscribers_events_and_their_latency(loadgen, server
     assert 0 <= result["latency_ms"]["p50"] < 3000
 
 
+def test_fanout_hold_ends_a_grace_after_the_stop_file(loadgen, server, tmp_path):
+    import time
+
+    import requests
+
+    ready, stop = tmp_path / "ready", tmp_path / "stop"
+    client = subprocess.Popen(
+        [str(loadgen), "fanout", "--url", server.url + "/sse/channels/stopfile", "--conns", "2",
+         "--hold", "120", "--stop-file", str(stop), "--grace", "0.5",
+         "--ready-file", str(ready)], stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for n in range(3):
+        requests.post(server.url + "/api/channels/stopfile", timeout=10,
+                      json={"event": "tick", "data": {"t": time.time(), "n": n}})
+    stop.touch()
+    result = json.loads(client.communicate(timeout=60)[0])
+    assert (result["events_min"], result["events_max"]) == (3, 3)
+    assert result["hold_s"] < 60  # ended by the stop file, long before --hold
+
+
 def test_concurrency_one_runs_streams_one_after_another(loadgen, server):
     # Each stream lasts at least 5 x 10 ms: one after another, five cannot end sooner than 250 ms.
     result = run(loadgen, "generations", "--url",

@@ -24,6 +24,19 @@ def test_a_waiting_reader_is_woken_by_a_put_from_another_greenlet():
     assert time.monotonic() - began < 2
 
 
+def test_each_wait_times_out_counted_from_its_own_start():
+    # The reader's idle timer is reused: after it fired, or after a put cut a wait short, the
+    # next wait must still last its whole timeout, not end at once.
+    mailbox = Mailbox(10, OVERFLOW)
+    assert mailbox.take(0.05) is None
+    gevent.spawn_later(0.02, mailbox.put, ["early"])
+    assert mailbox.take(0.3) == ["early"]
+    for _ in range(2):
+        began = time.monotonic()
+        assert mailbox.take(0.3) is None
+        assert time.monotonic() - began >= 0.25
+
+
 def test_a_reader_that_falls_behind_gets_only_the_overflow_then_the_end():
     mailbox = Mailbox(3, OVERFLOW)
     assert mailbox.put([1, 2])
