@@ -210,3 +210,24 @@ def test_the_openai_routes_take_bodies_up_to_the_proxy_limit(limited):
     response = requests.post(limited.url + "/mock/v1/chat/completions", json=huge, timeout=30)
     assert response.status_code == 413
     assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+
+
+def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_share(start_server):
+    # 127.0.0.1 is in FORWARDED_ALLOW_IPS by default, as nginx on the same host would be.
+    proxied = start_server(env={"MAX_STREAMS_PER_CLIENT": "1"})
+
+    def stream(client: str) -> http.client.HTTPConnection:
+        connection = http.client.HTTPConnection("127.0.0.1", proxied.port, timeout=10)
+        connection.request("GET", LONG, headers={"X-Forwarded-For": client})
+        return connection
+
+    first, second, again = stream("10.0.0.1"), stream("10.0.0.2"), None
+    try:
+        assert first.getresponse().status == 200
+        assert second.getresponse().status == 200
+        again = stream("10.0.0.1")
+        assert again.getresponse().status == 429
+    finally:
+        for connection in (first, second, again):
+            if connection is not None:
+                connection.close()
