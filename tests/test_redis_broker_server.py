@@ -17,6 +17,7 @@ from broker.redis_streams import COMMAND_CONNECTIONS
 from tests.channel_clients import data, new_channel, publish, redis_clients, subscribe, take
 from tests.clients import wait_until
 from tests.live_server import ROOT
+from tests.worker_state import WorkerState, assert_recovered
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +164,10 @@ def test_redis_stopped_and_restarted_mid_stream(start_server, private_redis):
     server = start_server(env={"REDIS_URL": private_redis.url, "HEARTBEAT_SECONDS": "1"})
     channel = new_channel()
     path = f"/sse/channels/{channel}"
+    with subscribe(server.url, path) as stream:  # warm up: the worker's Redis connections open
+        publish(server.url, channel, "warm-up")
+        take(stream.events(), 1)
+    baseline = WorkerState.of(server)
     with subscribe(server.url, path) as stream:
         events = stream.events()
         ids = [publish(server.url, channel, i) for i in range(3)]
@@ -189,6 +194,7 @@ def test_redis_stopped_and_restarted_mid_stream(start_server, private_redis):
         assert data(take(events, 1)) == ["back"]
         after = publish(server.url, channel, "live again")
         assert take(events, 1)[0].last_event_id == after
+    assert_recovered(server, baseline)  # no stream, descriptor or memory left over; served
     assert "Traceback" not in server.log()
     server.stop()
 
