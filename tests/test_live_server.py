@@ -11,8 +11,19 @@ from tests.blocking_monitor import StarvationFilteredReports
 from tests.clients import wait_until
 
 
+@pytest.fixture(scope="module")
+def monitored(start_server):
+    """A server of this module's own: the failing app, fresh, with the monitor at 20 ms.
+
+    Not the session's failing_server: in two of four full CI runs a 150 ms hold on that
+    long-lived server went unreported (see the closing note of the stop that added this).
+    """
+    return start_server(app="tests.failing_app:app")
+
+
 @pytest.mark.parametrize("how", ["busy", "sleep"])
-def test_the_monitor_reports_a_view_that_holds_the_loop_with_its_stack(failing_server, how):
+def test_the_monitor_reports_a_view_that_holds_the_loop_with_its_stack(monitored, how):
+    failing_server = monitored
     url = f"{failing_server.url}/test/hold-the-loop?ms=150&how={how}"
     assert requests.get(url, timeout=10).text == "held"
     reports: list[str] = []
@@ -24,7 +35,8 @@ def test_the_monitor_reports_a_view_that_holds_the_loop_with_its_stack(failing_s
     assert "Info:" not in reports[0]
 
 
-def test_a_short_hold_is_not_reported(failing_server):
+def test_a_short_hold_is_not_reported(monitored):
+    failing_server = monitored
     requests.get(failing_server.url + "/test/hold-the-loop?ms=2", timeout=10)
     requests.get(failing_server.url + "/healthz", timeout=10)
     assert failing_server.blocking_reports() == []
