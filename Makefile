@@ -15,7 +15,7 @@ test: $(VENV)/.dev
 
 # The browser tests, saving a screenshot of every page for the README.
 screenshots: $(VENV)/.dev
-	SCREENSHOT_DIR=docs/screenshots $(BIN)/python -m pytest -q tests/test_pages.py tests/test_pages_fanout.py
+	SCREENSHOT_DIR=docs/screenshots $(BIN)/python -m pytest -q tests/integration/test_pages.py tests/integration/test_pages_fanout.py
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 
 from app import create_app
-from tests.browser import browser, console, page  # noqa: F401  (fixtures of the page tests)
-from tests.fakes import RecordingMetrics
-from tests.live_server import MAX_BLOCKING_SECONDS, LiveServer
-from tests.nginx_front import NginxFront
-from tests.tls import Certificate, self_signed
+from tests.support.browser import browser, console, page  # noqa: F401  (fixtures of the page tests)
+from tests.support.fakes import RecordingMetrics
+from tests.support.live_server import MAX_BLOCKING_SECONDS, LiveServer
+from tests.support.nginx_front import NginxFront
+from tests.support.tls import Certificate, self_signed
 
-pytest_plugins = ["tests.redis_server"]  # redis_url, private_redis
+pytest_plugins = ["tests.support.redis_server"]  # redis_url, private_redis
 
 
 @pytest.fixture
@@ -83,8 +83,8 @@ def _fail_if_blocked(reports: list[str]) -> None:
 
 @pytest.fixture(scope="session")
 def failing_server(start_server) -> LiveServer:
-    """The real app plus routes that fail on purpose (tests/failing_app.py)."""
-    return start_server(app="tests.failing_app:app")
+    """The real app plus routes that fail on purpose (tests/support/failing_app.py)."""
+    return start_server(app="tests.support.failing_app:app")
 
 
 @pytest.fixture(scope="session")

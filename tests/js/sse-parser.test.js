@@ -1,12 +1,12 @@
-// The JavaScript SSE parser against tests/sse_vectors.json, the vectors the Python parser
-// (streaming/sse.py, tests/test_sse_vectors.py) passes too: the two agree byte for byte.
+// The JavaScript SSE parser against tests/unit/streaming/sse_vectors.json, the vectors the Python parser
+// (streaming/sse.py, tests/unit/streaming/test_sse_vectors.py) passes too: the two agree byte for byte.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
 import { EventStreamParser } from "../../static/js/sse-parser.js";
 
-const { vectors } = JSON.parse(readFileSync(new URL("../sse_vectors.json", import.meta.url), "utf8"));
+const { vectors } = JSON.parse(readFileSync(new URL("../unit/streaming/sse_vectors.json", import.meta.url), "utf8"));
 const utf8 = new TextEncoder();
 
 function streamBytes(vector) {

@@ -1,0 +1,147 @@
+"""Tests for llm.upstream: keys, request headers, targets, the session, failure mapping."""
+
+from __future__ import annotations
+
+import socket
+import time
+from http.client import HTTPMessage
+from types import SimpleNamespace
+
+import pytest
+import requests
+from requests.cookies import extract_cookies_to_jar
+
+from app import create_app
+from llm.upstream import Upstream, self_base_url, upstream_target
+from llm.wire import OpenAIError
+from streaming.cancellation import Cancellation
+from tests.support.live_server import free_port
+
+
+def _upstream(**settings) -> Upstream:
+    return create_app({"TESTING": True, **settings}).extensions["upstream"]
+
+
+def _counted(upstream: Upstream, status: str) -> float | None:
+    """upstream_requests_total{status}, read through the registry of the app it belongs to."""
+    return upstream._metrics.registry.get_sample_value("upstream_requests_total",
+                                                       {"status": status})
+
+
+KEYED = {"UPSTREAM_API_KEY": "sk-up", "PROXY_API_KEYS": ("client-a", "client-b")}
+
+
+def test_without_an_upstream_key_everyone_may_pass():
+    upstream = _upstream()
+    assert upstream.authorized(None)
+    assert upstream.authorized("Bearer whatever")
+
+
+@pytest.mark.parametrize(("authorization", "allowed"), [
+    ("Bearer client-a", True),
+    ("bearer  client-b ", True),
+    ("Bearer client-c", False),
+    ("Bearer client-", False),
+    ("client-a", False),
+    ("Basic client-a", False),
+    ("Bearer ", False),
+    (None, False),
+])
+def test_key_mode_admits_only_proxy_keys(authorization, allowed):
+    assert _upstream(**KEYED).authorized(authorization) is allowed
+
+
+def test_key_mode_without_proxy_keys_refuses_everyone():
+    upstream = _upstream(UPSTREAM_API_KEY="sk-up", PROXY_API_KEYS=())
+    assert not upstream.authorized("Bearer ")
+    assert not upstream.authorized("Bearer sk-up")
+
+
+CLIENT_HEADERS = [("Host", "proxy:8000"), ("Content-Length", "12"), ("Content-Type", "a/b"),
+                  ("Accept-Encoding", "gzip, br"), ("Connection", "keep-alive, X-Hop"),
+                  ("X-Hop", "1"), ("Expect", "100-continue"), ("Proxy-Authorization", "x"),
+                  ("Authorization", "Bearer client-a"), ("Api-Key", "client-a"),
+                  ("OpenAI-Organization", "org-1"), ("Cookie", "c=1")]
+
+
+def test_request_headers_pass_the_clients_key_without_an_upstream_key():
+    assert _upstream().request_headers(CLIENT_HEADERS) == {
+        "Content-Type": "a/b", "Authorization": "Bearer client-a", "Api-Key": "client-a",
+        "OpenAI-Organization": "org-1", "Cookie": "c=1", "Accept-Encoding": "identity"}
+
+
+def test_request_headers_carry_only_the_upstream_key_in_key_mode():
+    headers = _upstream(**KEYED).request_headers([*CLIENT_HEADERS, ("X-Api-Key", "client-a")])
+    assert headers["Authorization"] == "Bearer sk-up"
+    assert "client-a" not in repr(headers)
+
+
+@pytest.mark.parametrize(("environ", "target"), [
+    ({"RAW_URI": "/v1/chat/completions?b=2&a=%2F"}, "/chat/completions?b=2&a=%2F"),
+    ({"RAW_URI": "/v1/files/a%2Fb"}, "/files/a%2Fb"),
+    ({"RAW_URI": "http://host/v1/models", "PATH_INFO": "/v1/models", "QUERY_STRING": "x=1"},
+     "/models?x=1"),
+    ({"PATH_INFO": "/v1/a b", "QUERY_STRING": ""}, "/a%20b"),
+])
+def test_upstream_target_keeps_the_clients_path_and_query(environ, target):
+    assert upstream_target(environ, "/v1") == target
+
+
+def test_self_base_url_is_the_address_the_client_reached():
+    ipv6 = SimpleNamespace(getsockname=lambda: ("::1", 8000, 0, 0))
+    assert self_base_url({"gunicorn.socket": ipv6}) == "http://[::1]:8000/mock/v1"
+    assert self_base_url({"SERVER_NAME": "127.0.0.1", "SERVER_PORT": "81"}) == (
+        "http://127.0.0.1:81/mock/v1")
+
+
+def test_base_url_must_be_http():
+    with pytest.raises(ValueError, match="UPSTREAM_BASE_URL"):
+        _upstream(UPSTREAM_BASE_URL="ftp://example")
+    assert _upstream(UPSTREAM_BASE_URL="http://u/v1/").base_url == "http://u/v1"
+
+
+def test_one_session_per_process_that_keeps_no_cookies():
+    upstream = _upstream(UPSTREAM_POOL_SIZE=7)
+    session = upstream.session
+    assert upstream.session is session
+    assert not session.trust_env  # no proxies or .netrc credentials from the environment
+    assert session.get_adapter("http://u")._pool_maxsize == 7
+    message = HTTPMessage()
+    message["Set-Cookie"] = "session=secret; Path=/"
+    request = requests.Request("GET", "http://u/v1/models").prepare()
+    extract_cookies_to_jar(session.cookies, request,
+                           SimpleNamespace(_original_response=SimpleNamespace(msg=message)))
+    assert len(session.cookies) == 0
+
+
+def _send(upstream: Upstream, port: int) -> requests.Response | None:
+    return upstream.send("GET", f"http://127.0.0.1:{port}/v1/models", {}, b"", Cancellation())
+
+
+def test_refused_connection_is_a_502():
+    upstream = _upstream()
+    with pytest.raises(OpenAIError) as caught:
+        _send(upstream, free_port())
+    assert (caught.value.status, caught.value.code) == (502, "upstream_unreachable")
+    assert _counted(upstream, "unreachable") == 1
+
+
+def test_no_answer_within_the_read_timeout_is_a_504():
+    upstream = _upstream(UPSTREAM_READ_TIMEOUT=0.2)
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        began = time.monotonic()
+        with pytest.raises(OpenAIError) as caught:
+            _send(upstream, silent.getsockname()[1])
+        assert time.monotonic() - began < 2
+    assert (caught.value.status, caught.value.code) == (504, "upstream_timeout")
+    assert _counted(upstream, "timeout") == 1
+
+
+def test_a_cancelled_call_returns_none_without_asking():
+    cancellation = Cancellation()
+    cancellation.cancel("disconnect")
+    upstream = _upstream()
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1/models"
+        assert upstream.send("GET", url, {}, b"", cancellation) is None
+    assert _counted(upstream, "cancelled") == 1
