@@ -1,7 +1,8 @@
 """The documentation stays navigable and complete: links resolve, every setting is documented.
 
 Every relative link and image in README.md, docs/*.md, bench/README.md and tests/README.md must
-name an existing file, and a `#anchor` an existing heading of its page (GitHub's slugs). Every
+name an existing file, and a `#anchor` an existing heading of its page (GitHub's slugs); the
+README links every page under docs/. Every
 setting config.py reads, and every variable the service reads straight from `os.environ`, must
 appear in docs/configuration.md; the variables tests and benchmarks read, in tests/README.md.
 """
@@ -122,6 +123,14 @@ def test_every_relative_link_leads_to_a_file_and_heading(page):
     assert page.is_file()
     broken = broken_links(page)
     assert not broken, f"{page.relative_to(ROOT)}: {broken}"
+
+
+def test_the_readme_links_every_page_under_docs():
+    linked = {(ROOT / target.partition("#")[0]).resolve()
+              for target in links((ROOT / "README.md").read_text()) if not ABSOLUTE.match(target)}
+    pages = set((ROOT / "docs").glob("*.md"))
+    assert pages, "docs/ has no pages"
+    assert not pages - linked, f"not linked from README.md: {sorted(pages - linked)}"
 
 
 def test_every_setting_config_reads_is_in_the_configuration_page():
