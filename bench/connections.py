@@ -36,7 +36,7 @@ from bench.harness import (
     stop_soon,
     worker_pid,
 )
-from tests.support.live_server import LiveServer
+from testbed.live_server import LiveServer
 
 SHORT = "/sse/chat?prompt=short&tokens=5&delay_ms=0"
 CONFIG = "bench/gunicorn_layers.py"

@@ -30,7 +30,7 @@ from bench.harness import (
     serving,
     start,
 )
-from tests.support.redis_server import RedisServer
+from testbed.redis_server import RedisServer
 
 CHANNEL = "bench"
 PATH = f"/sse/channels/{CHANNEL}"

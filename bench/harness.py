@@ -15,7 +15,7 @@ from pathlib import Path
 
 import requests
 
-from tests.support.live_server import ROOT, LiveServer
+from testbed.live_server import ROOT, LiveServer
 
 LOADGEN = ROOT / "bench" / "build" / "loadgen"
 RESULTS = ROOT / "bench" / "results"

@@ -24,7 +24,7 @@ from bench.harness import (
     stop_soon,
     worker_pid,
 )
-from tests.support.live_server import free_port
+from testbed.live_server import free_port
 
 FAST_CHUNKS = 100_000
 CHAT = {"model": "demo", "messages": [{"role": "user", "content": "bench"}], "stream": True}

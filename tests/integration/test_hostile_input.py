@@ -13,9 +13,9 @@ import requests
 import websocket
 
 from streaming.sse import parse
+from testbed.live_server import LiveServer
 from tests.integration.test_proxy import FakeUpstream
 from tests.support.clients import Stream
-from tests.support.live_server import LiveServer
 
 # --- every rejection is JSON in the error shape ------------------------------------------------
 

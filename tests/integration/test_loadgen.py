@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.support.live_server import ROOT
+from testbed.live_server import ROOT
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,9 @@ from openai import OpenAI
 import config
 from generation import demo_model
 from streaming.sse import parse
+from testbed.live_server import free_port
 from tests.integration.test_ws import receive, send, until_end
 from tests.support.clients import wait_until
-from tests.support.live_server import free_port
 from tests.support.nginx_front import CONFIG
 
 TOKENS, DELAY_MS = 20, 50

@@ -24,8 +24,8 @@ from generation import demo_model
 from llm.relay import BROKEN, STALLED
 from llm.wire import DONE, error_event
 from streaming.sse import parse
+from testbed.live_server import free_port
 from tests.support.clients import Stream, metric, wait_until
-from tests.support.live_server import free_port
 
 CHAT = {"model": "demo", "messages": [{"role": "user", "content": "hello proxy"}]}
 PROMPT = "hello proxy"

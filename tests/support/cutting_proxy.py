@@ -11,7 +11,7 @@ import socket
 import threading
 from contextlib import suppress
 
-from tests.support.live_server import free_port
+from testbed.live_server import free_port
 
 
 class CuttingProxy:

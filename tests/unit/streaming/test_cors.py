@@ -9,7 +9,7 @@ import requests
 
 import config
 from streaming.cors import CorsPolicy
-from tests.support.live_server import LiveServer
+from testbed.live_server import LiveServer
 
 APP = "https://app.example"
 EVIL = "https://evil.example"

@@ -9,8 +9,8 @@ import pytest
 
 import config
 from streaming.forwarded import PEER_KEY, TrustedProxies, client_address, parse_networks
+from testbed.live_server import LiveServer
 from tests.support.clients import wait_until
-from tests.support.live_server import LiveServer
 
 LOOPBACK = parse_networks(["127.0.0.1", "::1"])
 

@@ -20,8 +20,8 @@ import websocket
 
 from streaming.limits import CLIENT, SERVER, StreamLimitReached, StreamSlots
 from streaming.metrics import TRANSPORTS
+from testbed.live_server import LiveServer
 from tests.support.clients import metric, wait_until
-from tests.support.live_server import LiveServer
 
 # --- StreamSlots -------------------------------------------------------------------------------
 
