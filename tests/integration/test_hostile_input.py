@@ -14,8 +14,8 @@ import websocket
 
 from streaming.sse import parse
 from testbed.live_server import LiveServer
-from tests.integration.test_proxy import FakeUpstream
 from tests.support.clients import Stream
+from tests.support.fake_upstream import FakeUpstream
 
 # --- every rejection is JSON in the error shape ------------------------------------------------
 
