@@ -228,6 +228,13 @@ def markdown_table(results: dict, rows: list) -> str:
     return "\n".join(lines)
 
 
+def p50_p99(distribution: dict, digits: int = 0) -> str:
+    """A table cell for a distribution of milliseconds: `p50 / p99 ms`, or n/a without one."""
+    if not distribution or distribution.get("n", 0) == 0:
+        return "n/a"
+    return f"{distribution['p50']:,.{digits}f} / {distribution['p99']:,.{digits}f} ms"
+
+
 def start(pin: bool = True, **kwargs) -> LiveServer:
     """A server on a free port, its worker on SERVER_CPU unless it only plays an upstream.
 
