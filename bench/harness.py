@@ -228,6 +228,11 @@ def markdown_table(results: dict, rows: list) -> str:
     return "\n".join(lines)
 
 
+def kb_per_stream(idle: dict) -> str:
+    """A table cell for idle_rss_per_stream()'s figures: `KB per stream (streams open)`."""
+    return f"{idle['kb_per_stream']:.1f} KB ({idle['opened']:,})"
+
+
 def p50_p99(distribution: dict, digits: int = 0) -> str:
     """A table cell for a distribution of milliseconds: `p50 / p99 ms`, or n/a without one."""
     if not distribution or distribution.get("n", 0) == 0:

@@ -17,6 +17,7 @@ from bench.harness import (
     Size,
     burst_rounds,
     idle_rss_per_stream,
+    kb_per_stream,
     loadgen,
     markdown_table,
     naive_gevent,
@@ -83,8 +84,7 @@ def run(size: Size) -> dict:
 
 def table(results: dict) -> str:
     rows = [
-        ("RSS per idle stream, `tokens=10000` (streams open)",
-         lambda f: f"{f['idle']['kb_per_stream']:.1f} KB ({f['idle']['opened']:,})"),
+        ("RSS per idle stream, `tokens=10000` (streams open)", lambda f: kb_per_stream(f["idle"])),
         ("one stream at `delay_ms=0`: events/s",
          lambda f: f"{f['throughput']['events_per_s']:,.0f}"),
         ("500 x 100 x 20 ms: first token p50 / p99",

@@ -13,6 +13,7 @@ from bench.harness import (
     Size,
     burst_rounds,
     idle_rss_per_stream,
+    kb_per_stream,
     loadgen,
     markdown_table,
     naive_gevent,
@@ -74,8 +75,7 @@ def run(size: Size) -> dict:
 
 def table(results: dict) -> str:
     rows = [
-        ("RSS per idle connection (connections open)",
-         lambda f: f"{f['idle']['kb_per_stream']:.1f} KB ({f['idle']['opened']:,})"),
+        ("RSS per idle connection (connections open)", lambda f: kb_per_stream(f["idle"])),
         ("handshake p99 while they connect at 2,000/s; at 1,000/s",
          lambda f: f"{f['idle']['handshake_ms']['p99']:,.0f} ms; "
                    f"{f['idle_slow_ramp']['handshake_ms']['p99']:,.0f} ms"),
