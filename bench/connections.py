@@ -32,11 +32,12 @@ from bench.harness import (
     loadgen_started,
     markdown_table,
     naive_gevent,
+    p50_p99,
     start,
     stop_soon,
     worker_pid,
 )
-from tests.support.live_server import LiveServer
+from testbed.live_server import LiveServer
 
 SHORT = "/sse/chat?prompt=short&tokens=5&delay_ms=0"
 CONFIG = "bench/gunicorn_layers.py"
@@ -188,9 +189,9 @@ def table(results: dict) -> str:
                               f"{figures['latency_p50_ms']:.2f} ms |")
     burst = markdown_table(results["two_workers"], [
         ("500 x 100 x 20 ms: first token p50 / p99",
-         lambda f: f"{f['first_token_ms']['p50']:.0f} / {f['first_token_ms']['p99']:.0f} ms"),
+         lambda f: p50_p99(f["first_token_ms"])),
         ("response head p50 / p99",
-         lambda f: f"{f['head_ms']['p50']:.0f} / {f['head_ms']['p99']:.0f} ms"),
+         lambda f: p50_p99(f["head_ms"])),
         ("completion p50 / ideal", lambda f: f"{f['completion_ratio']:.2f}"),
         ("streams held by each worker mid-burst",
          lambda f: " / ".join(map(str, f["held_by_worker"]))),

@@ -27,10 +27,11 @@ from bench.harness import (
     markdown_table,
     naive_gevent,
     ours,
+    p50_p99,
     serving,
     start,
 )
-from tests.support.redis_server import RedisServer
+from testbed.redis_server import RedisServer
 
 CHANNEL = "bench"
 PATH = f"/sse/channels/{CHANNEL}"
@@ -133,9 +134,7 @@ def table(results: dict) -> str:
     rows = [
         ("publisher: events/s achieved (of 100)", lambda f: f"{f['publish_rate']:.0f}"),
         ("delivered", lambda f: f"{f['delivery']:.1%}"),
-        ("latency p50 / p99", lambda f: f"{f['latency_ms']['p50']:.1f} / "
-                                        f"{f['latency_ms']['p99']:.1f} ms"
-         if f["latency_ms"]["n"] else "n/a"),
+        ("latency p50 / p99", lambda f: p50_p99(f["latency_ms"], 1)),
         ("worker CPU (all workers, share of one core)",
          lambda f: f"{f['worker_cpu_share']:.0%}"),
         ("Redis connections per worker",

@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import socket
-import socketserver
+
+from testbed.loopback import LoopbackServer
+from testbed.raw_http import LAST_CHUNK, chunk, read_request
 
 PIECE = 64 * 1024
 FRAMINGS = ("event", "piece")
@@ -45,45 +48,28 @@ def framed(parts: list[bytes], framing: str) -> list[bytes]:
     if framing == "piece":
         body = b"".join(parts)
         parts = [body[i:i + PIECE] for i in range(0, len(body), PIECE)]
-    return [b"%X\r\n%s\r\n" % (len(part), part) for part in parts] + [b"0\r\n\r\n"]
+    return [chunk(part) for part in parts] + [LAST_CHUNK]
 
 
 HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
         b"Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n")
 
 
-def _read_request(reader) -> bool:
-    """Consume one request (head and Content-Length body); False at the end of the connection."""
-    length = 0
-    line = reader.readline()
-    if not line:
-        return False
-    while (line := reader.readline()) not in (b"\r\n", b"\n", b""):
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    reader.read(length)
-    return True
+class PreEncodedUpstream(LoopbackServer):
+    """Answers every request of every connection with HEAD and then `writes`, one send each."""
 
+    def __init__(self, port: int, writes: list[bytes]) -> None:
+        self.writes = writes
+        super().__init__(port)
 
-class _Handler(socketserver.StreamRequestHandler):
-    writes: list[bytes] = []
-
-    def handle(self) -> None:
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        send = self.request.sendall
-        try:
-            while _read_request(self.rfile):
+    def handle(self, connection: socket.socket, number: int) -> None:
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        send = connection.sendall
+        with connection.makefile("rb") as reader:
+            while read_request(reader):
                 send(HEAD)
                 for write in self.writes:
                     send(write)
-        except OSError:
-            return
-
-
-class _Server(socketserver.ThreadingTCPServer):
-    allow_reuse_address = True
-    daemon_threads = True
 
 
 def main() -> None:
@@ -92,10 +78,8 @@ def main() -> None:
     parser.add_argument("chunks", type=int)
     parser.add_argument("--framing", choices=FRAMINGS, default="event")
     options = parser.parse_args()
-    handler = type("Handler", (_Handler,), {"writes": framed(events(options.chunks),
-                                                             options.framing)})
-    with _Server(("127.0.0.1", options.port), handler) as server:
-        server.serve_forever()
+    with PreEncodedUpstream(options.port, framed(events(options.chunks), options.framing)):
+        signal.pause()  # until the benchmark terminates it
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import requests
 
-from tests.support.live_server import ROOT, LiveServer
+from testbed.live_server import ROOT, LiveServer
 
 LOADGEN = ROOT / "bench" / "build" / "loadgen"
 RESULTS = ROOT / "bench" / "results"
@@ -226,6 +226,18 @@ def markdown_table(results: dict, rows: list) -> str:
     for label, cell in rows:
         lines.append(f"| {label} | " + " | ".join(cell(results[n]) for n in names) + " |")
     return "\n".join(lines)
+
+
+def kb_per_stream(idle: dict) -> str:
+    """A table cell for idle_rss_per_stream()'s figures: `KB per stream (streams open)`."""
+    return f"{idle['kb_per_stream']:.1f} KB ({idle['opened']:,})"
+
+
+def p50_p99(distribution: dict, digits: int = 0) -> str:
+    """A table cell for a distribution of milliseconds: `p50 / p99 ms`, or n/a without one."""
+    if not distribution or distribution.get("n", 0) == 0:
+        return "n/a"
+    return f"{distribution['p50']:,.{digits}f} / {distribution['p99']:,.{digits}f} ms"
 
 
 def start(pin: bool = True, **kwargs) -> LiveServer:

@@ -18,13 +18,14 @@ from bench.harness import (
     burst_rounds,
     loadgen,
     markdown_table,
+    p50_p99,
     repeated_throughput,
     rss_kb,
     start,
     stop_soon,
     worker_pid,
 )
-from tests.support.live_server import free_port
+from testbed.live_server import free_port
 
 FAST_CHUNKS = 100_000
 CHAT = {"model": "demo", "messages": [{"role": "user", "content": "bench"}], "stream": True}
@@ -139,13 +140,11 @@ def table(results: dict) -> str:
         ("one stream at full speed, upstream writing 64 KiB pieces: chunks/s",
          lambda f: f"{f['throughput_pieces']['events_per_s']:,.0f}"),
         ("200 x 100 x 20 ms: first chunk p50 / p99",
-         lambda f: f"{f['generations']['first_token_ms']['p50']:,.0f} / "
-                   f"{f['generations']['first_token_ms']['p99']:,.0f} ms"),
+         lambda f: p50_p99(f["generations"]["first_token_ms"])),
         ("200 x 100 x 20 ms: completion p50 / ideal",
          lambda f: f"{f['generations']['completion_ratio']:.2f}"),
         ("client gone -> upstream stream cut: p50 / p99",
-         lambda f: (f"{f['cut_ms']['p50']:.1f} / {f['cut_ms']['p99']:.1f} ms"
-                    if "cut_ms" in f else "-")),
+         lambda f: p50_p99(f["cut_ms"], 1) if "cut_ms" in f else "-"),
         ("body compared with the upstream's (both framings)",
          lambda f: "-" if f is results[NAMES[0]]
          else ("identical" if f["identical"] else "differs")),

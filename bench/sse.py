@@ -17,11 +17,13 @@ from bench.harness import (
     Size,
     burst_rounds,
     idle_rss_per_stream,
+    kb_per_stream,
     loadgen,
     markdown_table,
     naive_gevent,
     naive_gthread,
     ours,
+    p50_p99,
     repeated_throughput,
     serving,
 )
@@ -80,31 +82,20 @@ def run(size: Size) -> dict:
     return results
 
 
-def _dist(distribution: dict) -> str:
-    if not distribution or distribution.get("n", 0) == 0:
-        return "n/a"
-    return f"{distribution['p50']:,.0f} / {distribution['p99']:,.0f} ms"
-
-
-def _ms(distribution: dict) -> str:
-    if not distribution or distribution.get("n", 0) == 0:
-        return "n/a"
-    return f"{distribution['p50']:.1f} / {distribution['p99']:.1f} ms"
-
-
 def table(results: dict) -> str:
     rows = [
-        ("RSS per idle stream, `tokens=10000` (streams open)",
-         lambda f: f"{f['idle']['kb_per_stream']:.1f} KB ({f['idle']['opened']:,})"),
+        ("RSS per idle stream, `tokens=10000` (streams open)", lambda f: kb_per_stream(f["idle"])),
         ("one stream at `delay_ms=0`: events/s",
          lambda f: f"{f['throughput']['events_per_s']:,.0f}"),
         ("500 x 100 x 20 ms: first token p50 / p99",
-         lambda f: _dist(f["generations"]["first_token_ms"])),
+         lambda f: p50_p99(f["generations"]["first_token_ms"])),
         ("500 x 100 x 20 ms: response head p50 / p99",
-         lambda f: _dist(f["generations"]["head_ms"])),
+         lambda f: p50_p99(f["generations"]["head_ms"])),
         ("500 x 100 x 20 ms: completion p50 / ideal",
          lambda f: f"{f['generations']['completion_ratio']:.2f}"),
-        ("client disconnect noticed, busy: p50 / p99", lambda f: _ms(f["disconnect"]["busy"])),
-        ("client disconnect noticed, idle: p50 / p99", lambda f: _ms(f["disconnect"]["idle"])),
+        ("client disconnect noticed, busy: p50 / p99",
+         lambda f: p50_p99(f["disconnect"]["busy"], 1)),
+        ("client disconnect noticed, idle: p50 / p99",
+         lambda f: p50_p99(f["disconnect"]["idle"], 1)),
     ]
     return markdown_table(results, rows)

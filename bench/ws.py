@@ -13,10 +13,12 @@ from bench.harness import (
     Size,
     burst_rounds,
     idle_rss_per_stream,
+    kb_per_stream,
     loadgen,
     markdown_table,
     naive_gevent,
     ours,
+    p50_p99,
     repeated_throughput,
     serving,
 )
@@ -73,19 +75,16 @@ def run(size: Size) -> dict:
 
 def table(results: dict) -> str:
     rows = [
-        ("RSS per idle connection (connections open)",
-         lambda f: f"{f['idle']['kb_per_stream']:.1f} KB ({f['idle']['opened']:,})"),
+        ("RSS per idle connection (connections open)", lambda f: kb_per_stream(f["idle"])),
         ("handshake p99 while they connect at 2,000/s; at 1,000/s",
          lambda f: f"{f['idle']['handshake_ms']['p99']:,.0f} ms; "
                    f"{f['idle_slow_ramp']['handshake_ms']['p99']:,.0f} ms"),
         ("500 x 100 x 20 ms: first token p50 / p99",
-         lambda f: f"{f['generations']['first_token_ms']['p50']:,.0f} / "
-                   f"{f['generations']['first_token_ms']['p99']:,.0f} ms"),
+         lambda f: p50_p99(f["generations"]["first_token_ms"])),
         ("500 x 100 x 20 ms: completion p50 / ideal",
          lambda f: f"{f['generations']['completion_ratio']:.2f}"),
         ("cancel -> cancelled end: p50 / p99 (tokens after end)",
-         lambda f: f"{f['cancel']['ms']['p50']:.1f} / {f['cancel']['ms']['p99']:.1f} ms "
-                   f"({f['cancel']['tokens_after_end']})"),
+         lambda f: f"{p50_p99(f['cancel']['ms'], 1)} ({f['cancel']['tokens_after_end']})"),
         ("one connection at delay_ms=0: tokens/s",
          lambda f: f"{f['throughput']['events_per_s']:,.0f}"),
     ]

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 
 from app import create_app
+from testbed.live_server import MAX_BLOCKING_SECONDS, LiveServer
+from testbed.tls import Certificate, self_signed
 from tests.support.browser import browser, console, page  # noqa: F401  (fixtures of the page tests)
 from tests.support.fakes import RecordingMetrics
-from tests.support.live_server import MAX_BLOCKING_SECONDS, LiveServer
 from tests.support.nginx_front import NginxFront
-from tests.support.tls import Certificate, self_signed
 
-pytest_plugins = ["tests.support.redis_server"]  # redis_url, private_redis
+pytest_plugins = ["tests.support.redis_fixtures"]  # redis_url, private_redis
 
 
 @pytest.fixture

@@ -24,13 +24,14 @@ from gevent import socket as gsocket
 from llm.relay import BROKEN, STALLED
 from llm.wire import error_event
 from streaming.metrics import TRANSPORTS
-from tests.integration.test_proxy import FIRST_EVENT, SSE_HEAD, FakeUpstream, _chunk
+from testbed.live_server import LiveServer
+from testbed.raw_http import chunk
 from tests.support.clients import metric, wait_until
-from tests.support.live_server import LiveServer
+from tests.support.fake_upstream import FIRST_EVENT, SSE_HEAD, FakeUpstream
 from tests.support.worker_state import WorkerState, assert_recovered
 
 SEND_TIMEOUT = 1.0
-PIECE = _chunk(b"data: " + b"x" * 16_000 + b"\n\n")
+PIECE = chunk(b"data: " + b"x" * 16_000 + b"\n\n")
 
 
 class FloodingUpstream(FakeUpstream):
@@ -54,9 +55,8 @@ class FloodingUpstream(FakeUpstream):
 
 @pytest.fixture(scope="module")
 def flood() -> Iterator[FloodingUpstream]:
-    upstream = FloodingUpstream()
-    yield upstream
-    upstream.stop()
+    with FloodingUpstream() as upstream:
+        yield upstream
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from testbed.live_server import LiveServer
 from tests.support.clients import Stream, metric, wait_until
-from tests.support.live_server import LiveServer
 
 CONFIG = Path(__file__).resolve().parents[2] / "gunicorn.conf.py"
 

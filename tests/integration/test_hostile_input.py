@@ -13,9 +13,9 @@ import requests
 import websocket
 
 from streaming.sse import parse
-from tests.integration.test_proxy import FakeUpstream
+from testbed.live_server import LiveServer
 from tests.support.clients import Stream
-from tests.support.live_server import LiveServer
+from tests.support.fake_upstream import FakeUpstream
 
 # --- every rejection is JSON in the error shape ------------------------------------------------
 

@@ -35,8 +35,8 @@ from typing import Any
 import httpx
 
 from streaming.sse import ParsedEvent, SSEParser
+from testbed.tls import Certificate
 from tests.support.clients import wait_until
-from tests.support.tls import Certificate
 
 TOKENS, DELAY_MS = 20, 50
 STREAM_SECONDS = TOKENS * DELAY_MS / 1000  # the last token is due this long after the start

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
+import requests
 
-from tests.support.live_server import ROOT
+from testbed.live_server import ROOT
+from tests.support.clients import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -40,21 +44,29 @@ def test_throughput_counts_events(loadgen, server):
     assert result["events"] == 3002  # the start and end events carry data too
 
 
-def test_fanout_counts_each_subscribers_events_and_their_latency(loadgen, server, tmp_path):
-    import time
-
-    import requests
-
-    ready = tmp_path / "ready"
+def _subscribed(loadgen, server, channel: str, ready: Path, *args: str) -> subprocess.Popen:
+    """The load client's `fanout` on `channel`, once every subscription is open."""
     client = subprocess.Popen(
-        [str(loadgen), "fanout", "--url", server.url + "/sse/channels/loadgen", "--conns", "4",
-         "--hold", "3", "--ready-file", str(ready)], stdout=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 20
-    while not ready.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    for n in range(5):
-        requests.post(server.url + "/api/channels/loadgen", timeout=10,
+        [str(loadgen), "fanout", "--url", f"{server.url}/sse/channels/{channel}",
+         "--ready-file", str(ready), *args], stdout=subprocess.PIPE, text=True)
+    try:
+        wait_until(ready.exists, 20, interval=0.05)
+    except AssertionError:
+        client.kill()
+        raise
+    return client
+
+
+def _publish_ticks(server, channel: str, count: int) -> None:
+    for n in range(count):
+        requests.post(f"{server.url}/api/channels/{channel}", timeout=10,
                       json={"event": "tick", "data": {"t": time.time(), "n": n}})
+
+
+def test_fanout_counts_each_subscribers_events_and_their_latency(loadgen, server, tmp_path):
+    client = _subscribed(loadgen, server, "loadgen", tmp_path / "ready", "--conns", "4",
+                         "--hold", "3")
+    _publish_ticks(server, "loadgen", 5)
     result = json.loads(client.communicate(timeout=30)[0])
     assert (result["opened"], result["events_total"]) == (4, 20)
     assert (result["events_min"], result["events_max"]) == (5, 5)
@@ -63,21 +75,10 @@ def test_fanout_counts_each_subscribers_events_and_their_latency(loadgen, server
 
 
 def test_fanout_hold_ends_a_grace_after_the_stop_file(loadgen, server, tmp_path):
-    import time
-
-    import requests
-
-    ready, stop = tmp_path / "ready", tmp_path / "stop"
-    client = subprocess.Popen(
-        [str(loadgen), "fanout", "--url", server.url + "/sse/channels/stopfile", "--conns", "2",
-         "--hold", "120", "--stop-file", str(stop), "--grace", "0.5",
-         "--ready-file", str(ready)], stdout=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 20
-    while not ready.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    for n in range(3):
-        requests.post(server.url + "/api/channels/stopfile", timeout=10,
-                      json={"event": "tick", "data": {"t": time.time(), "n": n}})
+    stop = tmp_path / "stop"
+    client = _subscribed(loadgen, server, "stopfile", tmp_path / "ready", "--conns", "2",
+                         "--hold", "120", "--stop-file", str(stop), "--grace", "0.5")
+    _publish_ticks(server, "stopfile", 3)
     stop.touch()
     result = json.loads(client.communicate(timeout=60)[0])
     assert (result["events_min"], result["events_max"]) == (3, 3)

@@ -22,10 +22,10 @@ from openai import OpenAI
 import config
 from generation import demo_model
 from streaming.sse import parse
-from tests.integration.test_ws import receive, send, until_end
+from testbed.live_server import free_port
 from tests.support.clients import wait_until
-from tests.support.live_server import free_port
 from tests.support.nginx_front import CONFIG
+from tests.support.ws_clients import receive, send, until_end
 
 TOKENS, DELAY_MS = 20, 50
 SPREAD = TOKENS * DELAY_MS / 1000 / 2  # a stream's first and last bytes at least this far apart

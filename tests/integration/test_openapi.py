@@ -15,7 +15,7 @@ import requests
 import schemathesis
 
 from apidoc import document
-from tests.support.live_server import ROOT
+from testbed.live_server import ROOT
 
 AUTOMATIC = {"HEAD", "OPTIONS"}  # Flask adds these to every GET route, and OPTIONS to all
 EXAMPLES_PER_OPERATION = 25

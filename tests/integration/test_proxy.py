@@ -1,5 +1,6 @@
 """The proxy on real servers: the OpenAI SDK through it, a mock upstream on another server, and a
-scripted raw-TCP upstream (`FakeUpstream`) for the bytes, pauses and failures a mock cannot make.
+scripted raw-TCP upstream (tests/support/fake_upstream.py) for the bytes, pauses and failures a
+mock cannot make.
 
 All traffic stays on 127.0.0.1. Instances: `server` (the shared one, proxying to its own mock),
 `upstream` + `proxy` (two servers), and proxies in front of the fake upstream in the modes the
@@ -11,9 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import socket
-import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -24,154 +23,16 @@ from generation import demo_model
 from llm.relay import BROKEN, STALLED
 from llm.wire import DONE, error_event
 from streaming.sse import parse
+from testbed.live_server import free_port
 from tests.support.clients import Stream, metric, wait_until
-from tests.support.live_server import free_port
+from tests.support.fake_upstream import FIRST_EVENT, REPLAY, FakeUpstream
 
 CHAT = {"model": "demo", "messages": [{"role": "user", "content": "hello proxy"}]}
 PROMPT = "hello proxy"
-SSE_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-            b"Transfer-Encoding: chunked\r\n\r\n")
-FIRST_EVENT = b'data: {"choices":[{"index":0,"delta":{"content":"Hi"}}]}\n\n'
-
-# Bytes naive relays break: an event split inside a UTF-8 character, CRLF and CR line ends, a
-# comment, a large piece, and a tail with no line end at all.
-REPLAY = [
-    b'data: {"id":"chatcmpl-1","choices":[{"index":0,"delta":{"role":"assistant"}}]}\n\n',
-    b'data: {"choices":[{"delta":{"content":" caf\xc3',
-    b'\xa9"}}]}\n\n: a comment\n\n',
-    b"data: crlf\r\n\r\ndata: cr\r\r",
-    b"data: line one\ndata: line two\n\n" * 300,
-    b"data: [DONE]\n\n",
-    b"no newline at the end",
-]
-
-
-def _chunk(data: bytes) -> bytes:
-    return b"%x\r\n%s\r\n" % (len(data), data)
-
-
-class FakeUpstream:
-    """A raw HTTP/1.1 upstream in threads; the path after `/v1/` picks the script that answers.
-
-    It records what each request carried (`received`, keyed by request target) and when the
-    proxy closed the connection while a script waited (`closed`), so a test can see what the
-    proxy sent and when it hung up.
-    """
-
-    def __init__(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        self.received: dict[str, dict] = {}
-        self.arrived: defaultdict[str, threading.Event] = defaultdict(threading.Event)
-        self.closed: dict[str, float] = {}
-        self.connections = 0
-        self._sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def stop(self) -> None:
-        self._listener.close()
-        for sock in self._sockets:
-            sock.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                sock, _ = self._listener.accept()
-            except OSError:
-                return
-            self._sockets.append(sock)
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(sock, self.connections),
-                             daemon=True).start()
-
-    def _serve(self, sock: socket.socket, connection: int) -> None:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        served = 0
-        with sock, sock.makefile("rb") as reader:
-            try:
-                while request_line := reader.readline():
-                    method, target, _ = request_line.decode("latin-1").split(" ")
-                    headers = []
-                    while (line := reader.readline().decode("latin-1").rstrip("\r\n")):
-                        headers.append(tuple(line.split(": ", 1)))
-                    length = int(dict((k.lower(), v) for k, v in headers).get("content-length", 0))
-                    served += 1
-                    self.received[target] = {"method": method, "headers": headers,
-                                             "body": reader.read(length),
-                                             "connection": connection, "request": served}
-                    self.arrived[target].set()
-                    script = getattr(self, "_" + target.split("/")[2].split("?")[0])
-                    if not script(sock, target):
-                        return
-            except OSError:
-                return
-
-    def _wait_for_close(self, sock: socket.socket, target: str) -> bool:
-        while sock.recv(65536):
-            pass
-        self.closed[target] = time.monotonic()
-        return False
-
-    def _echo(self, sock: socket.socket, target: str) -> bool:
-        body = json.dumps(self.received[target]["headers"]).encode()
-        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                     b"Connection: keep-alive, X-Hop-Resp\r\nX-Hop-Resp: 1\r\n"
-                     b"Keep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\n"
-                     b"Proxy-Connection: keep-alive\r\nTrailer: X-Checksum\r\n"
-                     b"Set-Cookie: a=1; Path=/\r\nSet-Cookie: b=2; Path=/\r\n"
-                     b"X-Request-Id: req-42\r\nOpenAI-Processing-Ms: 7\r\n"
-                     b"X-RateLimit-Remaining-Requests: 99\r\n"
-                     b"Content-Length: %d\r\n\r\n" % len(body))
-        if self.received[target]["method"] != "HEAD":
-            sock.sendall(body)
-        return True
-
-    def _closing(self, sock: socket.socket, target: str) -> bool:
-        # Answers the first request of a connection; closes it on the next without a word, as
-        # an upstream closing an idle keep-alive connection at that very moment does.
-        if self.received[target]["request"] > 1:
-            return False
-        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-        return True
-
-    def _ratelimit(self, sock: socket.socket, target: str) -> bool:
-        body = b'{"error":{"message":"slow down","type":"requests","param":null,"code":null}}'
-        sock.sendall(b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
-                     b"Retry-After: 7\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-        return True
-
-    def _replay(self, sock: socket.socket, target: str) -> bool:
-        framing = target.rsplit("/", 1)[1]
-        head = {"chunked": b"Transfer-Encoding: chunked",
-                "length": b"Content-Length: %d" % len(b"".join(REPLAY)),
-                "close": b"Connection: close"}[framing]
-        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n%s\r\n\r\n" % head)
-        for piece in REPLAY:
-            time.sleep(0.02)  # separate TCP segments, read separately by the proxy
-            sock.sendall(_chunk(piece) if framing == "chunked" else piece)
-        if framing == "chunked":
-            sock.sendall(b"0\r\n\r\n")
-        return framing != "close"
-
-    def _stall(self, sock: socket.socket, target: str) -> bool:
-        sock.sendall(SSE_HEAD + _chunk(FIRST_EVENT))
-        return self._wait_for_close(sock, target)
-
-    def _die(self, sock: socket.socket, target: str) -> bool:
-        sock.sendall(SSE_HEAD + _chunk(FIRST_EVENT) + _chunk(b'data: {"choi'))
-        return False
-
-    def _hang(self, sock: socket.socket, target: str) -> bool:
-        return self._wait_for_close(sock, target)
-
-    _chat = _stall  # /v1/chat/completions, for the SDK
-
-
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeUpstream]:
-    upstream = FakeUpstream()
-    yield upstream
-    upstream.stop()
+    with FakeUpstream() as upstream:
+        yield upstream
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ import pytest
 import requests
 
 from broker.redis_streams import COMMAND_CONNECTIONS
+from testbed.live_server import ROOT
 from tests.support.channel_clients import data, new_channel, publish, redis_clients, subscribe, take
 from tests.support.clients import wait_until
-from tests.support.live_server import ROOT
 from tests.support.worker_state import WorkerState, assert_recovered
 
 

@@ -22,8 +22,8 @@ import requests
 from broker import make_broker
 from generation import demo_model
 from tasks import TaskReporter
+from testbed.live_server import LiveServer
 from tests.support.channel_clients import new_channel, publish
-from tests.support.live_server import LiveServer
 from tests.support.resuming import (
     CONNECTIONS,
     CUT,

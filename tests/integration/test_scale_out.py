@@ -29,8 +29,8 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from streaming.sse import SSEParser
+from testbed.live_server import LiveServer, free_port
 from tests.support.clients import wait_until
-from tests.support.live_server import LiveServer, free_port
 from tests.support.nginx_front import NginxFront
 
 EVENTS = 10

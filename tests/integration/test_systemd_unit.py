@@ -18,7 +18,7 @@ import subprocess
 import pytest
 
 import config
-from tests.support.live_server import ROOT
+from testbed.live_server import ROOT
 
 UNIT = ROOT / "deploy" / "streaming-service.service"
 INSTALL_DIR = "/opt/streaming-service"

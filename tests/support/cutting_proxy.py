@@ -11,10 +11,10 @@ import socket
 import threading
 from contextlib import suppress
 
-from tests.support.live_server import free_port
+from testbed.loopback import LoopbackServer
 
 
-class CuttingProxy:
+class CuttingProxy(LoopbackServer):
     """Listens on a free loopback port and relays to `target_port`; stop() closes everything."""
 
     def __init__(self, target_port: int, marker: bytes, cut_after: int) -> None:
@@ -23,32 +23,20 @@ class CuttingProxy:
         self.cut_after = cut_after
         self.requests: list[bytes] = []  # the head of every request that contained the marker
         self.cuts = 0
-        self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []
-        self._listener = socket.create_server(("127.0.0.1", free_port()))
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._cutting_lock = threading.Lock()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:  # stop() closed the listener
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            with self._lock:
-                self._sockets += [client, upstream]
-            state = {"cutting": False}
-            threading.Thread(target=self._requests, args=(client, upstream, state),
-                             daemon=True).start()
-            threading.Thread(target=self._answers, args=(upstream, client, state),
-                             daemon=True).start()
+    def handle(self, client: socket.socket, number: int) -> None:
+        upstream = self.track(socket.create_connection(("127.0.0.1", self.target_port)))
+        state = {"cutting": False}
+        self.spawn(self._answers, upstream, client, state)
+        self._requests(client, upstream, state)
 
     def _requests(self, client: socket.socket, upstream: socket.socket, state: dict) -> None:
         with suppress(OSError):
             while data := client.recv(65536):
                 if self.marker in data:
-                    with self._lock:
+                    with self._cutting_lock:
                         self.requests.append(data.split(b"\r\n\r\n")[0])
                         if self.cuts == 0:
                             self.cuts = 1
@@ -68,12 +56,6 @@ class CuttingProxy:
                     break
         _close(client)
         _close(upstream)
-
-    def stop(self) -> None:
-        self._listener.close()
-        with self._lock:
-            for sock in self._sockets:
-                _close(sock)
 
 
 def _close(sock: socket.socket) -> None:

@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.live_server import ROOT, free_port
-from tests.support.tls import Certificate
+from testbed.live_server import ROOT, free_port
+from testbed.tls import Certificate
 
 CONFIG = ROOT / "deploy" / "nginx.conf"
 # Debian installs it in /usr/sbin, which is not on every user's PATH.

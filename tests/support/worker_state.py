@@ -14,8 +14,8 @@ from pathlib import Path
 
 from generation import demo_model
 from streaming.metrics import TRANSPORTS
+from testbed.live_server import LiveServer
 from tests.support.clients import Stream, metric, wait_until
-from tests.support.live_server import LiveServer
 
 FD_SLACK = 3  # a metrics request's own connection, a pooled upstream connection
 RSS_SLACK_KB = 8 * 1024  # the allocator keeps freed arenas; a leak of a stream each grows past it

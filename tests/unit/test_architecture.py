@@ -15,7 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CORE = "streaming"
-NOT_FEATURES = {CORE, "blueprints", "tests", "bench", "templates", "static", "docs", "deploy"}
+NOT_FEATURES = {CORE, "blueprints", "tests", "bench", "testbed", "templates", "static", "docs",
+                "deploy"}
 FEATURES = sorted(
     path.name for path in ROOT.iterdir()
     if (path / "__init__.py").is_file() and path.name not in NOT_FEATURES
@@ -94,6 +95,15 @@ def test_the_proxy_does_not_depend_on_the_mock(module):
     imported = _imported_through(module, "llm")
     wrong = {m for m in imported if m.split(".")[0] == "generation" or m == "llm.mock"}
     assert not wrong, f"{module} imports {wrong}, directly or through another llm module"
+
+
+def test_the_testbed_imports_nothing_of_the_app_and_bench_nothing_of_the_tests():
+    """Real servers on loopback (testbed/) serve the tests and the benchmarks alike."""
+    app = {"app", "wsgi", "config", "access_log", "blueprints", CORE, *FEATURES}
+    for package, forbidden in (("testbed", {*app, "tests", "bench"}), ("bench", {"tests"})):
+        for path in _files(package):
+            wrong = _top_levels(path) & forbidden
+            assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
 
 
 def test_blueprints_import_no_other_blueprint_but_common():

@@ -101,7 +101,7 @@ def test_a_bad_last_id_is_refused_at_once(broker):
 
 
 def test_an_unreachable_redis_raises_broker_unavailable():
-    from tests.support.live_server import free_port
+    from testbed.live_server import free_port
 
     broker = make_broker(f"redis://127.0.0.1:{free_port()}/0", HISTORY, 10)
     with pytest.raises(BrokerUnavailable):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import io
 import socket
-import threading
 
 import gevent
 import pytest
@@ -23,6 +22,9 @@ from llm.relay import (
 from llm.wire import error_event
 from streaming.cancellation import Cancellation
 from streaming.sources import ProducerFailed
+from testbed.loopback import LoopbackServer
+from testbed.raw_http import chunked, read_request
+from tests.support.fake_upstream import SSE_HEAD
 
 
 class Body(io.RawIOBase):
@@ -149,44 +151,20 @@ def test_failure_after_an_unfinished_event_starts_a_new_one(last, prefix):
     assert fmt.failure(STALLED) == prefix + error_event(STALLED)
 
 
-
-class ChunkedUpstream:
-    """A keep-alive upstream on loopback answering every request with `body` (raw bytes after
-    a chunked head), in one write; counts the connections it accepted."""
-
-    HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-            b"Transfer-Encoding: chunked\r\n\r\n")
+class ChunkedUpstream(LoopbackServer):
+    """A keep-alive upstream answering every request with `body` (raw bytes after a chunked
+    head), in one write; `close_after` closes the connection after the first answer."""
 
     def __init__(self, body: bytes, close_after: bool = False) -> None:
-        self.body, self.close_after, self.connections = body, close_after, 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/"
-        threading.Thread(target=self._serve, daemon=True).start()
+        self.body, self.close_after = body, close_after
+        super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._answer, args=(client,), daemon=True).start()
-
-    def _answer(self, client: socket.socket) -> None:
-        with client, client.makefile("rb") as requests_in:
-            while requests_in.readline():
-                while requests_in.readline() not in (b"\r\n", b""):
-                    pass
-                client.sendall(self.HEAD + self.body)
+    def handle(self, connection: socket.socket, number: int) -> None:
+        with connection.makefile("rb") as incoming:
+            while read_request(incoming):
+                connection.sendall(SSE_HEAD + self.body)
                 if self.close_after:
                     return
-
-    def close(self) -> None:
-        self.listener.close()
-
-
-def _chunked(events: list[bytes]) -> bytes:
-    return b"".join(b"%X\r\n%s\r\n" % (len(e), e) for e in events) + b"0\r\n\r\n"
 
 
 EVENTS = [b'data: {"n":%d}\n\n' % i for i in range(50)]
@@ -199,37 +177,28 @@ def session():
 
 
 def test_every_chunk_that_arrived_together_is_handed_over_at_once(session):
-    upstream = ChunkedUpstream(_chunked(EVENTS))
-    try:
+    with ChunkedUpstream(chunked(EVENTS)) as upstream:
         relay = Relay(session.get(upstream.url, stream=True, timeout=5))
         batches = list(relay.batches(None, Cancellation()))
-    finally:
-        upstream.close()
     assert batches == [[b"".join(EVENTS)]]  # one piece, not one per event
 
 
 def test_the_connection_goes_back_to_the_pool_after_a_chunked_body(session):
-    upstream = ChunkedUpstream(_chunked(EVENTS))
-    try:
+    with ChunkedUpstream(chunked(EVENTS)) as upstream:
         for _ in range(3):
             relay = Relay(session.get(upstream.url, stream=True, timeout=5))
             assert b"".join(b"".join(b) for b in relay.batches(None, Cancellation())) == (
                 b"".join(EVENTS))
-    finally:
-        upstream.close()
     assert upstream.connections == 1
 
 
 @pytest.mark.parametrize("body", [
-    _chunked(EVENTS)[:-20],  # cut before the last chunk
+    chunked(EVENTS)[:-20],  # cut before the last chunk
     b"zz\r\ndata: bad size\r\n",  # not chunked framing at all
 ])
 def test_a_chunked_body_cut_or_malformed_is_broken(session, body):
-    upstream = ChunkedUpstream(body, close_after=True)
-    try:
+    with ChunkedUpstream(body, close_after=True) as upstream:
         relay = Relay(session.get(upstream.url, stream=True, timeout=5))
         with pytest.raises(ProducerFailed) as caught:
             list(relay.batches(None, Cancellation()))
-    finally:
-        upstream.close()
     assert caught.value.__cause__.failure == BROKEN

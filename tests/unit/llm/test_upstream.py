@@ -15,7 +15,7 @@ from app import create_app
 from llm.upstream import Upstream, self_base_url, upstream_target
 from llm.wire import OpenAIError
 from streaming.cancellation import Cancellation
-from tests.support.live_server import free_port
+from testbed.live_server import free_port
 
 
 def _upstream(**settings) -> Upstream:

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import http.client
-import uuid
-
 import pytest
 
 import config
 from streaming.forwarded import PEER_KEY, TrustedProxies, client_address, parse_networks
-from tests.support.clients import wait_until
-from tests.support.live_server import LiveServer
 
 LOOPBACK = parse_networks(["127.0.0.1", "::1"])
 
@@ -68,31 +63,3 @@ def test_middleware_rewrites_the_environ_in_place_and_keeps_the_peer():
     assert body == [b"body"]
     assert seen["REMOTE_ADDR"] == environ["REMOTE_ADDR"] == "203.0.113.9"
     assert environ[PEER_KEY] == "127.0.0.1"
-
-
-# --- on the real server: gunicorn's access log formats the environ the app saw ---------------
-
-
-def _logged_address(server: LiveServer, source: str, forwarded_for: str) -> str:
-    """Send a request from `source` with that X-Forwarded-For; the address the log shows."""
-    marker = uuid.uuid4().hex
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10,
-                                            source_address=(source, 0))
-    try:
-        connection.request("GET", f"/healthz?{marker}", headers={"X-Forwarded-For": forwarded_for})
-        assert connection.getresponse().status == 200
-    finally:
-        connection.close()
-    # gunicorn writes the access line after the response; give it a moment to reach the file.
-    wait_until(lambda: marker in server.log(), timeout=5)
-    line = next(line for line in server.log().splitlines() if marker in line)
-    return line.split(" ", 1)[0]
-
-
-def test_access_log_shows_the_client_a_trusted_proxy_names(server):
-    assert _logged_address(server, "127.0.0.1", "203.0.113.9") == "203.0.113.9"
-
-
-def test_a_peer_outside_the_trust_list_cannot_claim_another_address(server):
-    # 127.0.0.3 is loopback too, so it reaches the server, but FORWARDED_ALLOW_IPS is 127.0.0.1.
-    assert _logged_address(server, "127.0.0.3", "203.0.113.9") == "127.0.0.3"

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import requests
 
-from tests.support.tls import Certificate
+from testbed.tls import Certificate
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 MAX_BLOCKING_SECONDS = 0.02
 """The longest a test server's greenlet may hold the event loop before gevent reports it."""

@@ -1,9 +1,7 @@
-"""Redis for the tests: the run's shared server, or a private one a test may stop and restart.
+"""A redis-server subprocess on a free loopback port, for the tests and the benchmarks.
 
-`.ci/run` starts a redis-server for the whole run and exports TEST_REDIS_URL and
-REQUIRE_REDIS=1. Without TEST_REDIS_URL the session starts its own redis-server, if Debian's
-package is installed. Without either, tests needing Redis skip locally, saying why, and fail
-when REQUIRE_REDIS=1. Loaded by tests/conftest.py as a plugin.
+The tests' fixtures around it (the run's shared Redis, or a private one) are in
+tests/support/redis_fixtures.py.
 """
 
 from __future__ import annotations
@@ -14,21 +12,12 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 
-import pytest
 import redis
 
-from tests.support.live_server import free_port
+from testbed.live_server import free_port
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-
-
-def redis_missing(reason: str) -> None:
-    """Fail when Redis is required (CI), skip with `reason` otherwise."""
-    if os.environ.get("REQUIRE_REDIS") == "1":
-        pytest.fail(f"Redis is required (REQUIRE_REDIS=1): {reason}")
-    pytest.skip(f"needs Redis: {reason} (install redis-server or set TEST_REDIS_URL)")
 
 
 class RedisServer:
@@ -77,33 +66,3 @@ class RedisServer:
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self._directory, ignore_errors=True)
-
-
-def _start_private() -> RedisServer:
-    if not os.path.exists(REDIS_SERVER):
-        redis_missing("no redis-server on this machine")
-    return RedisServer().start()
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """The URL of the run's Redis (TEST_REDIS_URL, else a redis-server of the session)."""
-    url = os.environ.get("TEST_REDIS_URL")
-    if url:
-        try:
-            redis.Redis.from_url(url, socket_timeout=2).ping()
-        except redis.RedisError as exc:
-            redis_missing(f"TEST_REDIS_URL={url} does not answer: {exc}")
-        yield url
-        return
-    server = _start_private()
-    yield server.url
-    server.remove()
-
-
-@pytest.fixture
-def private_redis() -> Iterator[RedisServer]:
-    """A redis-server of this test alone, to stop and start again."""
-    server = _start_private()
-    yield server
-    server.remove()

@@ -12,8 +12,6 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 OPENSSL = shutil.which("openssl")
 
 
@@ -35,7 +33,7 @@ class Certificate:
 def self_signed(directory: Path) -> Certificate:
     """Write a one-day certificate for 127.0.0.1 and localhost into `directory`."""
     if OPENSSL is None:  # .ci/run installs it; Debian's base image usually has it
-        pytest.fail("the openssl CLI is needed to make the test certificate")
+        raise RuntimeError("the openssl CLI is needed to make the test certificate")
     cert, key = directory / "cert.pem", directory / "key.pem"
     subprocess.run(
         [OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
