@@ -2,10 +2,11 @@
 
 Built here from the features' own limits (TEXT_MAX_CHARS, TOKENS_MAX, ...), so the document
 cannot drift from what the validators accept; `tests/integration/test_openapi.py` checks
-that every route of the app is in it and fuzzes every operation against the real server (schemathesis).
+that every route of the app is in it and fuzzes every operation against the real server
+(schemathesis).
 
 WebSocket routes are described as the GET that starts their handshake: `101` with the upgrade,
-or a JSON error without it. The message protocol after the upgrade is in the README.
+or a JSON error without it. The message protocol after the upgrade is in docs/api.md.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md"),
 CONFIGURATION = ROOT / "docs" / "configuration.md"
 TESTS_README = ROOT / "tests" / "README.md"
 # Where code other than the service reads the environment: its variables go in tests/README.md.
-NOT_THE_SERVICE = {"tests", "bench"}
+NOT_THE_SERVICE = {"tests", "bench", "testbed"}
 
 FENCE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
 CODE_SPAN = re.compile(r"(`+).+?\1", re.DOTALL)
