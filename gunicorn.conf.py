@@ -94,6 +94,22 @@ def on_starting(server):
     _access_log_to_file(os.path.join(load()["LOG_DIR"], "access.log"))
 
 
+def when_ready(server):
+    # With REUSE_PORT the master holds no socket and gunicorn's own "Listening at" names none.
+    server.log.info("Serving http://%s:%s with the %s broker", _server["HOST"], _server["PORT"],
+                    _broker_name(load()["REDIS_URL"]))
+
+
+def _broker_name(redis_url):
+    """"memory", or Redis at the URL's host:port: never its password."""
+    if not redis_url:
+        return "memory"
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(redis_url)
+    return f"Redis ({parts.hostname}:{parts.port or 6379})"
+
+
 def _access_log_to_file(path):
     # The access log also goes to LOG_DIR/access.log, so /sse/logs has a live file to tail.
     # Opened here in the master: workers inherit it in append mode, so their lines never

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 import requests
-from gevent.events import EventLoopBlocked
 
-from tests.support.blocking_monitor import StarvationFilteredReports
+from tests.support.blocking_monitor import HoldMeter, Sample
 from tests.support.clients import wait_until
 
 
@@ -42,41 +41,40 @@ def test_a_short_hold_is_not_reported(monitored):
     assert failing_server.blocking_reports() == []
 
 
-class Scripted(StarvationFilteredReports):
-    """The filter with (wall clock, seconds waited for a CPU) samples given by the test."""
-
-    def __init__(self, samples: list[tuple[float, float]]) -> None:
-        super().__init__(0.02)
-        self._samples = iter(samples)
-        self._started = True
-        self._sample = next(self._samples)
-
-    def _read(self) -> tuple[float, float]:
-        return next(self._samples)
-
-    def blocked(self) -> None:
-        self(EventLoopBlocked(None, 0.02, ["=" * 80, "Greenlet g appears to be blocked"]))
+def sample(wall: float, cpu: float, waited: float = 0.0, asleep: bool = False) -> Sample:
+    return Sample(wall, cpu, waited, asleep)
 
 
-def test_time_spent_waiting_for_a_cpu_is_not_a_hold(capsys):
-    monitor = Scripted([(0.0, 0.0), (0.025, 0.024), (0.025, 0.024), (0.05, 0.049)])
-    monitor.blocked()  # 25 ms without a switch, 24 of them waiting for a CPU
-    monitor._after_check(None)
-    monitor.blocked()
-    assert capsys.readouterr().err == ""
+def test_time_spent_waiting_for_a_cpu_is_not_a_hold():
+    meter = HoldMeter(0.02, sample(0.0, 0.0))
+    # 25 ms without a switch, 1 ms of it on a CPU, and runnable (waiting for one) at the end.
+    assert not meter.blocked(sample(0.025, 0.001, 0.0))
+    # Then the wait is counted: asleep in a call, schedstat says 24 ms were spent waiting.
+    assert not meter.blocked(sample(0.05, 0.002, 0.048, asleep=True))
+    assert meter.held < 0.02
 
 
-def test_a_hold_is_reported_once_when_its_own_time_reaches_the_limit(capsys):
-    monitor = Scripted([(0.0, 0.0), (0.012, 0.0), (0.012, 0.0), (0.030, 0.004),
-                        (0.030, 0.004), (0.05, 0.004), (0.05, 0.004), (0.07, 0.004)])
-    monitor.blocked()  # 12 ms of its own: not yet
-    monitor._after_check(None)
-    assert capsys.readouterr().err == ""
-    monitor.blocked()  # 14 ms more of its own (4 ms waited): 26 ms
-    monitor._after_check(None)
-    assert "It held the loop for 26 ms" in capsys.readouterr().err
-    monitor.blocked()  # the same hold goes on: not reported twice
-    monitor._after_check(None)
-    assert capsys.readouterr().err == ""
-    monitor._after_check(None)  # a check without a block: the hold is over
-    assert (monitor._held, monitor._reported) == (0.0, False)
+def test_waiting_for_the_gil_is_not_a_hold():
+    meter = HoldMeter(0.02, sample(0.0, 0.0))
+    # Asleep in futex (waiting for the monitor's GIL): not asleep in a call, CPU time only.
+    assert not meter.blocked(sample(0.03, 0.002, 0.0, asleep=False))
+    assert meter.held == 0.002
+
+
+def test_a_blocking_call_counts_its_sleep():
+    meter = HoldMeter(0.02, sample(0.0, 0.0))
+    assert not meter.blocked(sample(0.012, 0.0, 0.0, asleep=True))
+    assert meter.blocked(sample(0.024, 0.0, 0.001, asleep=True))  # 23 ms of its own
+    assert round(meter.held, 3) == 0.023
+
+
+def test_a_hold_is_reported_once_when_its_own_time_reaches_the_limit():
+    meter = HoldMeter(0.02, sample(0.0, 0.0))
+    assert not meter.blocked(sample(0.02, 0.012))  # 12 ms on a CPU: not yet
+    assert meter.blocked(sample(0.04, 0.026))  # 14 ms more: 26 ms
+    assert not meter.blocked(sample(0.06, 0.046))  # the same hold goes on: not again
+    assert not meter.blocked(sample(0.08, 0.066), counted=False)  # a period not counted
+    assert round(meter.held, 3) == 0.046
+    meter.switched(sample(0.1, 0.07))  # a check with a switch: the hold is over
+    assert (meter.held, meter.reported) == (0.0, False)
+    assert not meter.blocked(sample(0.12, 0.08))  # a new hold starts from the switch

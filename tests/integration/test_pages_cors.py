@@ -1,9 +1,5 @@
 """A real browser (the `browser` fixture of tests/support/browser.py) reading a stream across
-origins: allowed from an origin listed in ALLOWED_ORIGINS, refused from any other.
-
-In a module of its own that sorts after test_http2.py: the session's Playwright keeps an asyncio
-loop running in the main thread, where test_http2's `asyncio.run` must start its own.
-"""
+origins: allowed from an origin listed in ALLOWED_ORIGINS, refused from any other."""
 
 from __future__ import annotations
 

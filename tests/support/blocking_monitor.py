@@ -1,14 +1,26 @@
 """gevent's blocking reports in a test server, without the ones a busy machine causes.
 
-gevent's monitor thread (gevent/_monitor.py) checks every `max_blocking_time` whether the event
-loop switched greenlets since its last check, and reports the greenlet that did not. That is
-wall-clock time: on a machine shared with busy processes a worker can wait that long for a CPU,
-even inside a `send` syscall, and get a report with nothing to fix. So test servers turn
-gevent's printing off (GEVENT_MONITOR_PRINT_BLOCKING_REPORTS=false) and this prints a report
-once the greenlet's own time without a switch reaches `max_blocking_time`: time the loop's
-thread ran or slept in a syscall (a blocking call is as bad as a busy loop), not the time it sat
-runnable waiting for a CPU (Linux's per-thread schedstat tells them apart). One report per hold.
-Installed in each worker by tests/support/gunicorn_monitored.conf.py.
+gevent's monitor thread (gevent/_monitor.py) runs its functions every `max_blocking_time`. This
+replaces its blocking check with one that reports a greenlet that did not switch since the last
+check once the hold's own time reaches `max_blocking_time`, counting only time that is the
+greenlet's fault:
+
+- time on a CPU (the loop thread's CPU clock), and
+- time asleep in a blocking call (a sleep, blocking I/O): wall time minus CPU time minus the
+  time spent runnable but waiting for a CPU (Linux's per-thread schedstat), counted for a period
+  that ends with the thread asleep in a system call other than `futex`.
+
+Not counted: waiting for a CPU (another process's load), and waiting in `futex`, which is how the
+loop thread waits for the GIL while this monitor's own thread holds it, or waits for a monitor
+thread that the machine does not schedule. A period that ends runnable counts its CPU time only:
+schedstat adds a wait to its total only when the wait ends, so a thread waiting right now has
+an uncounted wait that would pass for sleep. One report per hold.
+
+Everything is read at the start of a check, before the report (whose greenlet listing walks the
+heap) is built, and the report is built only when printed: that work holds the GIL, and the loop
+thread waiting for it must not be counted. Only the main thread's hub is watched, each monitor
+with its own state: a hub another thread starts (gevent starts a monitor for it too) shares no
+measure with the worker's loop.
 
 One exclusion, deliberate: a period that finds the loop inside the C `send` or `recv` of one of
 gevent's sockets is not counted. Those sockets are non-blocking, so the call cannot wait; its
@@ -16,6 +28,8 @@ time is the kernel's network work (on loopback it delivers to the receiver in th
 call), which other processes' traffic stretches: seen here as 22 ms in `send` of a response's
 headers while Chromium and five other test suites ran. Code of ours that spins or blocks shows
 up anywhere else in the stack.
+
+Installed in each worker by tests/support/gunicorn_monitored.conf.py.
 """
 
 from __future__ import annotations
@@ -23,59 +37,100 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from threading import get_native_id
+from typing import NamedTuple
 
-from gevent.events import EventLoopBlocked, PeriodicMonitorThreadStartedEvent, subscribers
+from gevent.events import PeriodicMonitorThreadStartedEvent, subscribers
+
+_FUTEX = "202"  # x86-64's futex system call, as /proc/<tid>/syscall numbers it
 
 
-class StarvationFilteredReports:
-    """A gevent event subscriber, plus a monitoring function run right after each check."""
+class Sample(NamedTuple):
+    wall: float
+    cpu: float  # seconds on a CPU
+    waited: float  # seconds runnable, waiting for a CPU
+    asleep_in_call: bool  # asleep in a system call other than futex
 
-    def __init__(self, max_blocking: float) -> None:
-        self._max_blocking = max_blocking
-        self._started = False
-        self._schedstat = Path()
-        self._sample = (0.0, 0.0)  # (wall clock, seconds waited for a CPU) at the last check
-        self._held = 0.0  # the current hold's own time so far
-        self._blocked_this_check = False
-        self._reported = False
 
-    def __call__(self, event: object) -> None:
-        if isinstance(event, PeriodicMonitorThreadStartedEvent):
-            import threading  # patched by now: this event comes from the worker's hub
+class HoldMeter:
+    """The own time of a hold, from samples of the loop thread taken at each check."""
 
-            # Sent from the hub's own thread, so this is the loop's thread.
-            self._schedstat = Path(f"/proc/self/task/{threading.get_native_id()}/schedstat")
-            self._started = True
-            self._sample = self._read()
-            # Added after gevent's own check, so it runs right after it every period.
-            event.monitor.add_monitoring_function(self._after_check, self._max_blocking)
-        elif isinstance(event, EventLoopBlocked) and self._started:
-            self._blocked_this_check = True
-            if _in_socket_call(event.hub):
-                return
-            wall, waited = self._read()
-            self._held += (wall - self._sample[0]) - (waited - self._sample[1])
-            if self._held >= self._max_blocking and not self._reported:
-                self._reported = True
-                event.info.insert(2, f"    It held the loop for {self._held * 1000:.0f} ms of "
-                                     f"its own (running, or blocked in a call), at least.")
-                print("\n".join(event.info), file=sys.stderr, flush=True)
+    def __init__(self, max_blocking: float, first: Sample) -> None:
+        self.max_blocking = max_blocking
+        self.held = 0.0
+        self.reported = False
+        self._last = first
 
-    def _after_check(self, hub: object) -> None:
-        if not self._blocked_this_check:  # the loop switched: any hold is over
-            self._held = 0.0
-            self._reported = False
-        self._blocked_this_check = False
-        self._sample = self._read()
+    def switched(self, sample: Sample) -> None:
+        """The loop switched greenlets since the last check: any hold is over."""
+        self.held, self.reported, self._last = 0.0, False, sample
 
-    def _read(self) -> tuple[float, float]:
+    def blocked(self, sample: Sample, counted: bool = True) -> bool:
+        """No switch since the last check; whether the hold is to be reported now."""
+        if counted:
+            self.held += own_time(self._last, sample)
+        self._last = sample
+        if self.held >= self.max_blocking and not self.reported:
+            self.reported = True
+            return True
+        return False
+
+
+def own_time(before: Sample, after: Sample) -> float:
+    cpu = after.cpu - before.cpu
+    if not after.asleep_in_call:
+        return cpu
+    asleep = (after.wall - before.wall) - cpu - (after.waited - before.waited)
+    return cpu + max(asleep, 0.0)
+
+
+class LoopThread:
+    """Reads the scheduler's figures of one thread of this process."""
+
+    def __init__(self, ident: int, native_id: int) -> None:
+        self._cpu_clock = time.pthread_getcpuclockid(ident)
+        self._task = Path(f"/proc/self/task/{native_id}")
+
+    def sample(self) -> Sample:
+        wall = time.monotonic()
+        cpu = time.clock_gettime(self._cpu_clock)
         # schedstat: nanoseconds on a CPU, nanoseconds runnable but waiting for one, slices.
-        # A kernel without it (no CONFIG_SCHED_INFO) leaves gevent's wall-clock measure.
+        # A kernel without it (no CONFIG_SCHED_INFO) counts CPU time only.
         try:
-            waited_ns = int(self._schedstat.read_text().split()[1])
+            waited = int((self._task / "schedstat").read_text().split()[1]) / 1e9
+            call = (self._task / "syscall").read_text().split()[0]
         except OSError:
-            waited_ns = 0
-        return time.monotonic(), waited_ns / 1e9
+            return Sample(wall, cpu, 0.0, False)
+        # "running", "-1" (asleep, not in a call) or the number of the call it is asleep in.
+        return Sample(wall, cpu, waited, call not in ("running", "-1", _FUTEX))
+
+
+class BlockingCheck:
+    """The monitor's check for one hub: run every period in the monitor thread."""
+
+    def __init__(self, monitor, hub, max_blocking: float) -> None:
+        from gevent._tracer import GreenletTracer
+
+        self._tracer = GreenletTracer()  # traces the calling thread: the hub's
+        self._thread = LoopThread(hub.thread_ident, get_native_id())
+        self._meter = HoldMeter(max_blocking, self._thread.sample())
+        self._monitor_ident = monitor.monitor_thread_ident
+
+    def __call__(self, hub) -> None:
+        sample = self._thread.sample()  # first: what follows holds the GIL
+        blocked = self._tracer.did_block_hub(hub)
+        if not blocked:
+            self._meter.switched(sample)
+        elif self._meter.blocked(sample, counted=not _in_socket_call(hub)):
+            self._print(hub, blocked[1])
+
+    def _print(self, hub, greenlet) -> None:
+        report = self._tracer.did_block_hub_report(
+            hub, greenlet, {"greenlet_stacks": False, "thread_stacks": False,
+                            "current_thread_ident": self._monitor_ident})
+        report.insert(2, f"    It held the loop for {self._meter.held * 1000:.0f} ms of its "
+                         f"own (running, or blocked in a call), at least.")
+        print("\n".join(report), file=sys.stderr, flush=True)
 
 
 _SOCKET_CALLS = frozenset({"send", "sendto", "recv", "recv_into", "recvfrom", "recvfrom_into"})
@@ -88,8 +143,21 @@ def _in_socket_call(hub: object) -> bool:
             and Path(frame.f_code.co_filename).name == "_socketcommon.py")
 
 
-def install() -> None:
-    """Subscribe before the worker's hub starts its monitor thread (gunicorn's post_fork)."""
+def _on_monitor_started(event: object) -> None:
+    if not isinstance(event, PeriodicMonitorThreadStartedEvent):
+        return
     from gevent import config
 
-    subscribers.append(StarvationFilteredReports(config.max_blocking_time))
+    monitor = event.monitor
+    hub = monitor.hub
+    # Sent from the hub's own thread. Only the main thread runs the worker's loop.
+    if hub is None or not hub.main_hub:
+        return
+    monitor.add_monitoring_function(BlockingCheck(monitor, hub, config.max_blocking_time),
+                                    config.max_blocking_time)
+    monitor.add_monitoring_function(monitor.monitor_blocking, None)  # replaced by ours
+
+
+def install() -> None:
+    """Subscribe before the worker's hub starts its monitor thread (gunicorn's post_fork)."""
+    subscribers.append(_on_monitor_started)

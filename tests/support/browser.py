@@ -1,6 +1,6 @@
 """Browser fixtures: Debian's Chromium driven by Playwright against the real server.
 
-`browser` is one Chromium for the session; `page` is a fresh context (its own cookies, storage
+`browser` is one Chromium per module; `page` is a fresh context (its own cookies, storage
 and connection pool) whose console errors and uncaught exceptions fail the test, except what a
 test allows by pattern (a stream it cut on purpose is logged as a network error). `screenshot`
 saves a page into SCREENSHOT_DIR when it is set (`make screenshots` and CI point it at
@@ -12,6 +12,7 @@ locators, never `page.wait_for_function` (Playwright evaluates its predicate as 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -30,8 +31,10 @@ PHONE = {"width": 390, "height": 844}
 SCREENSHOT_DIR = os.environ.get("SCREENSHOT_DIR")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Per module, not per session: Playwright's sync API runs an asyncio loop in the main
+    thread while it is started, and any later test's `asyncio.run` would fail under it."""
     if CHROMIUM is None:
         if os.environ.get("REQUIRE_BROWSER") == "1":
             pytest.fail("REQUIRE_BROWSER=1 but no chromium on PATH")
@@ -41,6 +44,8 @@ def browser():
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+    if asyncio.events._get_running_loop() is not None:
+        pytest.fail("Playwright left an asyncio loop running in the main thread")
 
 
 class ConsoleErrors:
