@@ -96,7 +96,9 @@ def on_starting(server):
 
 def when_ready(server):
     # With REUSE_PORT the master holds no socket and gunicorn's own "Listening at" names none.
-    server.log.info("Serving http://%s:%s with the %s broker", _server["HOST"], _server["PORT"],
+    host = _server["HOST"]
+    host = f"[{host}]" if ":" in host else host  # an IPv6 literal in a URL is bracketed
+    server.log.info("Serving http://%s:%s with the %s broker", host, _server["PORT"],
                     _broker_name(load()["REDIS_URL"]))
 
 

@@ -1,5 +1,5 @@
 """The test harness itself: the blocking monitor every test server runs
-(tests/support/live_server.py, tests/support/blocking_monitor.py)."""
+(testbed/live_server.py, tests/support/blocking_monitor.py)."""
 
 from __future__ import annotations
 

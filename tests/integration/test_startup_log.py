@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from testbed.live_server import LiveServer, free_port
 from tests.support.clients import wait_until
-from tests.support.live_server import LiveServer, free_port
 
 
 @pytest.mark.parametrize("reuse_port", ["1", "0"])

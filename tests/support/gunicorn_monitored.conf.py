@@ -1,6 +1,6 @@
 """gunicorn.conf.py exactly, plus the CPU check of gevent's blocking reports in every worker.
 
-The configuration test servers run (tests/support/live_server.py): the real settings, and
+The configuration test servers run (testbed/live_server.py): the real settings, and
 tests/support/blocking_monitor.py subscribed in each
 worker before its hub starts the monitor thread.
 """
