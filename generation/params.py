@@ -57,7 +57,7 @@ def parse_last_event_id(raw: str | None, tokens: int) -> int | None:
     if raw is None or raw == "":
         return None
     value = ascii_integer(raw)
-    if value is None or value < 0:
+    if value is None or raw.startswith("-"):
         raise InvalidParameter("last_event_id",
                                f"Last-Event-ID must be a token index, got {raw[:40]!r}")
     if value >= tokens:
