@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import json
 
 import click
 from flask import Blueprint, current_app, jsonify, request
@@ -13,6 +12,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from broker import BrokerUnavailable, EventFormat
 from channels import MAX_DATA_BYTES, Channels, DataTooLarge
+from http_policy.json_body import InvalidJSON, parse_json
 from streaming.validation import InvalidParameter
 
 from .common import ApiError, encoded_sse_response, json_object, last_event_id
@@ -83,9 +83,9 @@ def publish_command(channel: str, event: str, data: str) -> None:
         raise click.ClickException("REDIS_URL is not set: this command's in-memory broker "
                                    "would reach no server's subscribers")
     try:
-        value = json.loads(data)
-    except ValueError:
-        raise click.BadParameter("not valid JSON", param_hint="JSON") from None
+        value = parse_json(data)
+    except InvalidJSON as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint="JSON") from None
     try:
         click.echo(channels.publish(channel, event, value))
     except InvalidParameter as exc:

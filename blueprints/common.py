@@ -8,6 +8,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from http_policy.json_body import InvalidJSON, parse_json
 from llm.wire import OpenAIError
 from streaming.cancellation import Cancellation
 from streaming.encoded import EncodedSSEFormat
@@ -83,10 +84,10 @@ def json_object() -> dict:
     if request.mimetype != "application/json":
         raise ApiError(415, "unsupported_media_type",
                        "the request body must be JSON (Content-Type: application/json)")
-    read_body()
-    body = request.get_json(silent=True)
-    if body is None:
-        raise ApiError(400, "invalid_json", "the request body is not valid JSON")
+    try:
+        body = parse_json(read_body())
+    except InvalidJSON as exc:
+        raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from None
     if not is_unicode(compact_json(body)):  # a "\ud800" escape: echoed, it would fail as UTF-8
         raise ApiError(400, "invalid_json", "the request body has a lone surrogate escape")
     if not isinstance(body, dict):

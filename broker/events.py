@@ -24,7 +24,7 @@ Key = tuple[int, int]
 
 ZERO: Key = (0, 0)
 
-_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
+_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")  # not \d: it takes any Unicode digit
 
 
 class InvalidEventId(InvalidParameter):

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from streaming.validation import InvalidParameter, integer, required_text
+from streaming.validation import InvalidParameter, ascii_integer, integer, required_text
 
 TEXT_MAX_CHARS = 4000
 """The longest text a client sends: a prompt, or a text to speak (`tts.py`)."""
@@ -56,10 +56,10 @@ def parse_last_event_id(raw: str | None, tokens: int) -> int | None:
     """
     if raw is None or raw == "":
         return None
-    if not raw.isascii() or not raw.isdigit():
+    value = ascii_integer(raw)
+    if value is None or raw.startswith("-"):
         raise InvalidParameter("last_event_id",
                                f"Last-Event-ID must be a token index, got {raw[:40]!r}")
-    value = int(raw)
     if value >= tokens:
         raise InvalidParameter("last_event_id",
                                f"Last-Event-ID {value} is past this stream's last token "

@@ -36,6 +36,7 @@ from generation.params import (
 from streaming.encoding import compact_json
 from streaming.failure import Failure
 from streaming.sse import ServerSentEvent
+from streaming.validation import ascii_integer
 
 from .wire import DONE, OpenAIError, error_event
 
@@ -74,11 +75,10 @@ def _bounded(body: Mapping[str, Any], name: str, low: int, high: int) -> int | N
 def _delay(body: Mapping[str, Any], header: str | None) -> int:
     raw = body.get("delay_ms")
     if raw is None and header is not None:
-        try:
-            raw = int(header)
-        except ValueError:
+        raw = ascii_integer(header)
+        if raw is None:
             raise OpenAIError(400, "X-Mock-Delay-Ms must be an integer",
-                              param="delay_ms", code="invalid_value") from None
+                              param="delay_ms", code="invalid_value")
     delay = _bounded({"delay_ms": raw}, "delay_ms", 0, DELAY_MS_MAX)
     return DELAY_MS_DEFAULT if delay is None else delay
 

@@ -37,6 +37,21 @@ def required_text(values: Mapping[str, Any], name: str, max_chars: int) -> str:
     return text
 
 
+def ascii_integer(text: str) -> int | None:
+    """`text` as an integer if it is ASCII digits after an optional minus sign, else None.
+
+    `int()` takes more: any Unicode digit (a full-width "\uff13"), spaces around, "+", "1_000",
+    none of which a client means as a number in a query string or a header.
+    """
+    digits = text.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    try:
+        return int(text)
+    except ValueError:  # more digits than int() reads (sys.get_int_max_str_digits)
+        return None
+
+
 def integer(values: Mapping[str, Any], name: str, default: int, low: int, high: int, *,
             from_text: bool = False) -> int:
     """The integer `values[name]` in `low..high`, `default` when absent.
@@ -48,10 +63,10 @@ def integer(values: Mapping[str, Any], name: str, default: int, low: int, high: 
     if raw is None:
         return default
     if from_text and isinstance(raw, str):
-        try:
-            raw = int(raw, 10)
-        except ValueError:
-            raise InvalidParameter(name, f"{name} must be an integer, got {raw!r}") from None
+        number = ascii_integer(raw)
+        if number is None:
+            raise InvalidParameter(name, f"{name} must be an integer, got {raw[:40]!r}")
+        raw = number
     # bool is an int in Python, never in a client's intent
     if not isinstance(raw, int) or isinstance(raw, bool):
         raise InvalidParameter(name, f"{name} must be an integer")

@@ -27,7 +27,6 @@ the generation may have ended while the cancel was on its way.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
@@ -35,6 +34,8 @@ from typing import Any, Protocol
 
 import gevent
 from simple_websocket import ConnectionClosed
+
+from http_policy.json_body import InvalidJSON, parse_json
 
 from .cancellation import Cancellation
 from .disconnect import DISCONNECT
@@ -93,9 +94,9 @@ def parse_message(data: str | bytes, types: Iterable[str]) -> tuple[str, dict]:
     if not isinstance(data, str):
         raise BadMessage("messages must be JSON text frames, not binary")
     try:
-        body = json.loads(data)
-    except ValueError:
-        raise BadMessage("the message is not valid JSON") from None
+        body = parse_json(data)
+    except InvalidJSON as exc:
+        raise BadMessage(f"the message is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise BadMessage("the message must be a JSON object")
     kind = body.get("type")

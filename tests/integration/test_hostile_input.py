@@ -14,6 +14,7 @@ import websocket
 
 from streaming.sse import parse
 from testbed.live_server import LiveServer
+from tests.support.channel_clients import new_channel, publish, subscribe, take
 from tests.support.clients import Stream
 from tests.support.fake_upstream import FakeUpstream
 
@@ -257,3 +258,127 @@ def test_a_malformed_query_last_event_id_is_refused_even_beside_a_header(server)
                             headers={"Last-Event-ID": "2"}, timeout=10)
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "last_event_id"
+
+
+# --- JSON that json.loads takes and RFC 8259 does not: deep nesting, NaN, 1e400 ----------------
+
+DEEP = "[" * 20_000 + "]" * 20_000  # within every route's body limit
+UNCLOSED = "[" * 20_000
+NON_FINITE = ["NaN", "Infinity", "-Infinity", "1e400", "-1E+400"]
+CHAT = {"model": "demo", "messages": [{"role": "user", "content": "hi"}]}
+JSON_BODIES = {  # path: a valid body whose marker "@" becomes the hostile value
+    "/api/chat": {"prompt": "p", "tokens": "@"},
+    "/api/channels/hostile-json": {"event": "news", "data": {"x": "@"}},
+    "/api/tasks": {"steps": "@"},
+    "/mock/v1/chat/completions": {**CHAT, "temperature": "@"},
+    "/v1/chat/completions": {**CHAT, "temperature": "@"},
+}
+
+
+def _post_json(server: LiveServer, path: str, text: str) -> requests.Response:
+    return requests.post(server.url + path, data=text.encode(), timeout=30,
+                         headers={"Content-Type": "application/json", "X-Mock-Delay-Ms": "0"})
+
+
+def _hostile(path: str, value: str) -> str:
+    return json.dumps(JSON_BODIES[path]).replace('"@"', value)
+
+
+def _assert_invalid_json(response: requests.Response, path: str, reason: str) -> None:
+    assert response.status_code == 400, response.text[:300]
+    error = response.json()["error"]
+    if "/v1/" in path:  # OpenAI's shape
+        assert error["type"] == "invalid_request_error"
+    else:
+        assert error["type"] == "invalid_json"
+    assert error["message"].startswith("the request body is not valid JSON: ")
+    assert reason in error["message"]
+
+
+@pytest.mark.parametrize("path", list(JSON_BODIES))
+@pytest.mark.parametrize(("text", "reason"), [(DEEP, "deeper than 64"),
+                                              (UNCLOSED, "do not balance")])
+def test_deep_nesting_is_a_400_invalid_json_not_a_500(server, path, text, reason):
+    for body in (text, _hostile(path, text)):
+        _assert_invalid_json(_post_json(server, path, body), path, reason)
+
+
+@pytest.mark.parametrize("path", list(JSON_BODIES))
+@pytest.mark.parametrize("literal", NON_FINITE)
+def test_a_non_finite_number_is_a_400_invalid_json(server, path, literal):
+    reason = "out of range" if "e" in literal.lower() else "is not a JSON number"
+    _assert_invalid_json(_post_json(server, path, _hostile(path, literal)), path, reason)
+
+
+def test_nesting_at_the_limit_is_served(server):
+    data = json.loads("[" * 63 + "]" * 63)
+    response = requests.post(server.url + "/api/channels/hostile-json", timeout=10,
+                             json={"event": "news", "data": data})
+    assert response.status_code == 202, response.text
+
+
+def test_a_refused_publish_reaches_no_subscriber(server):
+    channel = new_channel()
+    with subscribe(server.url, f"/sse/channels/{channel}") as stream:
+        events = stream.events()
+        for literal in [*NON_FINITE, DEEP]:
+            body = json.dumps({"event": "news", "data": ["@"]}).replace('"@"', literal)
+            response = _post_json(server, f"/api/channels/{channel}", body)
+            assert response.status_code == 400
+        publish(server.url, channel, {"after": 1.5})
+        received = take(events, 1)
+    assert [event.data for event in received] == ['{"after":1.5}']
+
+
+@pytest.mark.parametrize("text", [DEEP, '{"type": "prompt", "prompt": "p", "tokens": NaN}',
+                                  '{"type": "prompt", "prompt": "p", "delay_ms": 1e400}'])
+def test_a_hostile_websocket_message_is_an_error_message_and_the_connection_stays(server, text):
+    ws = websocket.create_connection(server.url.replace("http", "ws") + "/ws/chat", timeout=10)
+    try:
+        ws.send(text)
+        reply = json.loads(ws.recv())
+        ws.send(json.dumps({"type": "prompt", "prompt": "p", "tokens": 2, "delay_ms": 0}))
+        after = json.loads(ws.recv())
+    finally:
+        ws.close()
+    assert reply["type"] == "error"
+    assert reply["message"].startswith("the message is not valid JSON: ")
+    assert after["type"] == "start"
+
+
+# --- integers are ASCII digits ------------------------------------------------------------------
+
+FULL_WIDTH_THREE = "\uff13"
+
+
+@pytest.mark.parametrize(("path", "param"), [
+    (f"/sse/chat?prompt=p&tokens={FULL_WIDTH_THREE}", "tokens"),
+    (f"/sse/chat?prompt=p&delay_ms={FULL_WIDTH_THREE}", "delay_ms"),
+    (f"/sse/chat?prompt=p&tokens=5&last_event_id={FULL_WIDTH_THREE}", "last_event_id"),
+    ("/sse/chat?prompt=p&tokens=5&last_event_id=" + "9" * 5000, "last_event_id"),
+    (f"/sse/logs/app.log?tail={FULL_WIDTH_THREE}", "tail"),
+    (f"/sse/channels/hostile-digits?last_event_id={FULL_WIDTH_THREE}-0", "last_event_id"),
+])
+def test_a_query_integer_in_other_digits_is_a_400_naming_it(server, path, param):
+    response = requests.get(server.url + path, timeout=10)
+    assert response.status_code == 400, response.text[:300]
+    error = response.json()["error"]
+    assert (error["type"], error["param"]) == ("invalid_request", param)
+
+
+# A header is read as Latin-1, whose only digits besides ASCII are the superscripts: "\xb3"
+# passed str.isdigit() and then failed int(), a 500.
+@pytest.mark.parametrize("value", ["\xb3", "+3", "3_0"])
+def test_a_last_event_id_header_in_other_digits_is_a_400(server, value):
+    response = requests.post(server.url + "/api/chat", json={"prompt": "p", "tokens": 5},
+                             headers={"Last-Event-ID": value}, timeout=10)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "last_event_id"
+
+
+@pytest.mark.parametrize("value", ["\xb3", "+3", "3_0"])
+def test_a_mock_delay_header_in_other_digits_is_a_400_naming_it(server, value):
+    response = requests.post(server.url + "/mock/v1/chat/completions", json=CHAT, timeout=10,
+                             headers={"X-Mock-Delay-Ms": value})
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "delay_ms"

@@ -1,4 +1,4 @@
-"""Imports run one way: blueprints → feature packages → streaming (ARCHITECTURE.md).
+"""Imports run one way: blueprints → feature packages → streaming → http_policy (ARCHITECTURE.md).
 
 The core never touches Flask, so a stream cannot hold a request context; no feature package
 imports a blueprint or Flask's request globals; the proxy does not depend on the mock's demo
@@ -15,8 +15,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CORE = "streaming"
-NOT_FEATURES = {CORE, "blueprints", "tests", "bench", "testbed", "templates", "static", "docs",
-                "deploy"}
+POLICY = "http_policy"  # Flask-free too, and below the core: the core may use it
+NOT_FEATURES = {CORE, POLICY, "blueprints", "tests", "bench", "testbed", "templates", "static",
+                "docs", "deploy"}
 FEATURES = sorted(
     path.name for path in ROOT.iterdir()
     if (path / "__init__.py").is_file() and path.name not in NOT_FEATURES
@@ -56,6 +57,13 @@ def test_core_imports_no_flask_no_feature_and_no_blueprint():
     assert len(files) > 5
     forbidden = {"flask", "werkzeug", "blueprints", "app", *FEATURES}
     for path in files:
+        wrong = _top_levels(path) & forbidden
+        assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
+
+
+def test_http_policy_imports_no_flask_no_core_no_feature_and_no_blueprint():
+    forbidden = {"flask", "werkzeug", "blueprints", "app", CORE, *FEATURES}
+    for path in _files(POLICY):
         wrong = _top_levels(path) & forbidden
         assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
 

@@ -47,7 +47,8 @@ def test_last_event_id(raw, expected):
     assert parse_last_event_id(raw, 10) == expected
 
 
-@pytest.mark.parametrize("raw", ["10", "-1", "x", "1.0", "٣", "+1"])
+@pytest.mark.parametrize("raw", ["10", "-1", "-0", "x", "1.0", "٣", "\uff13", "+1", " 1",
+                                 "1_0", "9" * 5000])
 def test_last_event_id_rejections(raw):
     with pytest.raises(InvalidParameter):
         parse_last_event_id(raw, 10)
@@ -66,3 +67,18 @@ def test_a_bad_websocket_last_event_id_is_refused(raw):
     with pytest.raises(InvalidParameter) as caught:
         parse_resume({"last_event_id": raw}, 10)
     assert caught.value.param == "last_event_id"
+
+
+@pytest.mark.parametrize("raw", ["\uff13", "٣", " 3", "3 ", "+3", "3_0", "0x3", "", "-",
+                                 "1" * 5000])
+@pytest.mark.parametrize("name", ["tokens", "delay_ms"])
+def test_query_integers_are_ascii_digits_only(name, raw):
+    with pytest.raises(InvalidParameter) as caught:
+        parse_generation({"prompt": "hi", name: raw}, from_text=True)
+    assert caught.value.param == name
+    assert "must be an integer" in caught.value.message
+
+
+def test_a_negative_query_integer_is_read_to_say_it_is_out_of_range():
+    with pytest.raises(InvalidParameter, match="between 1 and 10000, got -3"):
+        parse_generation({"prompt": "hi", "tokens": "-3"}, from_text=True)
