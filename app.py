@@ -23,7 +23,7 @@ from blueprints import (
     tasks,
     ws,
 )
-from blueprints.common import ApiError
+from blueprints.errors import ApiError
 from broker import BrokerUnavailable, make_broker
 from channels import Channels
 from llm.upstream import Upstream

@@ -15,7 +15,9 @@ from broker import BrokerUnavailable, EventFormat
 from channels import MAX_DATA_BYTES, Channels, DataTooLarge
 from streaming.validation import InvalidParameter
 
-from .common import ApiError, encoded_sse_response, json_object, last_event_id
+from .bodies import json_object, last_event_id
+from .errors import ApiError
+from .responses import encoded_sse_response
 
 bp = Blueprint("channels", __name__, cli_group=None)
 

@@ -1,12 +1,12 @@
 """What every request passes, whatever its blueprint: stream slots, the body limit and CORS.
 
-`init_app(app)` installs them. Streams take their slot in `common.stream_response` (or earlier,
+`init_app(app)` installs them. Streams take their slot in `responses.stream_response` (or earlier,
 where a view must refuse before it does work: the proxy before asking its upstream, WebSocket
 before the upgrade); the refusal is a 503 (`server_busy`, the worker is full) or a 429
 (`too_many_streams`, this client address holds its share), with Retry-After. A body larger than
 MAX_BODY_BYTES is refused with a 413 when it is read, whether it declared its length or came
 chunked; the OpenAI-compatible routes accept PROXY_MAX_BODY instead and answer in OpenAI's shape
-(`common.openai_guard_errors`). CORS follows `streaming/cors.py`: preflights are answered
+(`openai_errors.openai_guard_errors`). CORS follows `streaming/cors.py`: preflights are answered
 before any view (so never forwarded upstream by the proxy), grants added to every response.
 """
 
@@ -18,7 +18,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from streaming.cors import CorsPolicy
 from streaming.limits import StreamLimitReached, StreamSlots
 
-from .common import ApiError, body_too_large, release_unclaimed_slot, stream_limit_error
+from .errors import ApiError, body_too_large, stream_limit_error
+from .slots import release_unclaimed_slot
 
 
 def answer_preflight() -> Response | None:

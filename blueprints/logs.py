@@ -8,7 +8,8 @@ from werkzeug.exceptions import NotFound
 from logtail.source import LogTailSource, parse_offset, parse_tail
 from logtail.tails import LogTails
 
-from .common import encoded_sse_response, last_event_id
+from .bodies import last_event_id
+from .responses import encoded_sse_response
 
 bp = Blueprint("logs", __name__)
 

@@ -17,17 +17,10 @@ from streaming.metrics import CountedStream
 from streaming.pipeline import watching
 from streaming.sources import PacedSource
 
-from .common import (
-    ALL_METHODS,
-    CLIENT_CLOSED,
-    ApiError,
-    json_object,
-    json_response,
-    openai_error,
-    openai_guard_errors,
-    openai_refusal,
-    stream_response,
-)
+from .bodies import json_object
+from .errors import ApiError, json_response
+from .openai_errors import ALL_METHODS, openai_error, openai_guard_errors, openai_refusal
+from .responses import CLIENT_CLOSED, stream_response
 
 bp = Blueprint("mock_openai", __name__, url_prefix="/mock/v1")
 bp.register_error_handler(OpenAIError, openai_error)

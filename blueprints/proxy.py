@@ -22,16 +22,10 @@ from llm.wire import OpenAIError
 from streaming.cancellation import Cancellation
 from streaming.pipeline import watching
 
-from .common import (
-    ALL_METHODS,
-    CLIENT_CLOSED,
-    STREAM_HEADERS,
-    openai_error,
-    openai_guard_errors,
-    read_body,
-    stream_response,
-    take_stream_slot,
-)
+from .bodies import read_body
+from .openai_errors import ALL_METHODS, openai_error, openai_guard_errors
+from .responses import CLIENT_CLOSED, STREAM_HEADERS, stream_response
+from .slots import take_stream_slot
 
 PREFIX = "/v1"
 

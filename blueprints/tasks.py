@@ -16,7 +16,9 @@ from tasks import (
     is_task_id,
 )
 
-from .common import ApiError, encoded_sse_response, json_object, last_event_id
+from .bodies import json_object, last_event_id
+from .errors import ApiError
+from .responses import encoded_sse_response
 
 bp = Blueprint("tasks", __name__)
 

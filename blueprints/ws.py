@@ -25,7 +25,8 @@ from generation.ws_chat import ChatGeneration
 from streaming.origin import origin_allowed
 from streaming.ws_session import Session, Starts
 
-from .common import ApiError, take_stream_slot
+from .errors import ApiError
+from .slots import take_stream_slot
 
 bp = Blueprint("ws", __name__)
 sock = Sock()

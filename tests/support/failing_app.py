@@ -11,7 +11,7 @@ from flask_sock import Sock
 from gevent.monkey import get_original
 
 from app import create_app
-from blueprints.common import stream_response
+from blueprints.responses import stream_response
 from generation.events import Start, Token
 from generation.formats import NDJSONFormat, SSEFormat, TextFormat
 from streaming.sources import PacedSource

@@ -2,8 +2,9 @@
 
 The core never touches Flask, so a stream cannot hold a request context; no feature package
 imports a blueprint or Flask's request globals; the proxy does not depend on the mock's demo
-model; a blueprint uses no other blueprint but `common`. Every `.py` file under each package is
-checked, however deep.
+model; a blueprint uses no other blueprint, only the modules the blueprints share; only the
+OpenAI-compatible blueprints (proxy, mock) reach `llm.wire` and the OpenAI error translation.
+Every `.py` file under each package is checked, however deep.
 """
 
 from __future__ import annotations
@@ -71,8 +72,8 @@ def test_features_import_no_blueprint_and_no_request_globals(package):
 PROXY_MODULES = ("llm.wire", "llm.upstream", "llm.relay")
 
 
-def _imported_through(module: str, package: str) -> set[str]:
-    """What `module` imports, directly or through the other modules of `package` it imports."""
+def _imported_through(module: str, *packages: str) -> set[str]:
+    """What `module` imports, directly or through the other modules of `packages` it imports."""
     seen: set[str] = set()
     names: set[str] = set()
     todo = [module]
@@ -84,7 +85,7 @@ def _imported_through(module: str, package: str) -> set[str]:
         seen.add(current)
         imported = _imported(path)
         names |= imported
-        todo.extend(name for name in imported if name.split(".")[0] == package)
+        todo.extend(name for name in imported if name.split(".")[0] in packages)
     return names
 
 
@@ -96,10 +97,35 @@ def test_the_proxy_does_not_depend_on_the_mock(module):
     assert not wrong, f"{module} imports {wrong}, directly or through another llm module"
 
 
-def test_blueprints_import_no_other_blueprint_but_common():
+SHARED_BY_BLUEPRINTS = {
+    f"blueprints.{name}" for name in ("errors", "bodies", "slots", "responses", "openai_errors")
+}
+OPENAI_COMPATIBLE = {"blueprints.proxy", "blueprints.mock_openai", "blueprints.openai_errors"}
+OPENAI_ONLY = {"llm.wire", "blueprints.openai_errors"}
+
+
+def _blueprint_modules() -> list[str]:
+    return [".".join(path.relative_to(ROOT).with_suffix("").parts)
+            for path in _files("blueprints") if path.name != "__init__.py"]
+
+
+def test_the_shared_modules_exist():
+    assert set(_blueprint_modules()) >= SHARED_BY_BLUEPRINTS | OPENAI_COMPATIBLE
+
+
+def test_blueprints_import_no_other_blueprint_only_the_shared_modules():
     for path in _files("blueprints"):
-        wrong = {m for m in _imported(path) if m.startswith("blueprints.")} - {"blueprints.common"}
+        imported = {m for m in _imported(path) if m.startswith("blueprints.")}
+        wrong = imported - SHARED_BY_BLUEPRINTS
         assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
+
+
+@pytest.mark.parametrize("module", sorted(set(_blueprint_modules()) - OPENAI_COMPATIBLE))
+def test_only_the_openai_compatible_blueprints_use_the_openai_wire(module):
+    """Pages, chat, channels... do not depend on the proxy's wire format, even indirectly."""
+    imported = _imported_through(module, "blueprints", "llm")
+    wrong = imported & OPENAI_ONLY
+    assert not wrong, f"{module} imports {wrong}, directly or through another module"
 
 
 def test_no_stream_with_context_anywhere():
