@@ -24,17 +24,11 @@ from blueprints import (
     ws,
 )
 from blueprints.errors import ApiError
-from broker import BrokerUnavailable, make_broker
-from channels import Channels
-from llm.upstream import Upstream
-from logtail.directory import LogDirectory
-from logtail.tails import LogTails
+from broker import BrokerUnavailable
+from services import Services
 from streaming.forwarded import TrustedProxies
-from streaming.metrics import Metrics
-from streaming.shutdown import Lifetimes
 from streaming.validation import InvalidParameter
 from streaming.websocket import server_options
-from tasks import Tasks
 
 log = logging.getLogger(__name__)
 
@@ -52,36 +46,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.wsgi_app = TrustedProxies(app.wsgi_app, app.config["FORWARDED_ALLOW_IPS"])
     # flask-sock builds every WebSocket server with these: the inline reader ws_session needs.
     app.config.setdefault("SOCK_SERVER_OPTIONS", server_options(app.config["WS_PING_SECONDS"]))
-    metrics = app.extensions["metrics"] = Metrics()
-    app.extensions["lifetimes"] = Lifetimes(app.config["STREAM_MAX_AGE_SECONDS"])
-    app.extensions["upstream"] = _upstream(app.config, metrics)
-    app.extensions["logtails"] = LogTails(LogDirectory(app.config["LOG_DIR"]),
-                                          registry=metrics.registry)
-    _init_broker(app)
+    Services.from_settings(app.config).init_app(app)
     _register_errors(app)
     guards.init_app(app)
     for blueprint in (chat.bp, ops.bp, pages.bp, mock_openai.bp, proxy.bp, ws.bp, logs.bp,
                       channels.bp, tasks.bp, openapi.bp):
         app.register_blueprint(blueprint)
     return app
-
-
-def _upstream(config: Mapping[str, Any], metrics: Metrics) -> Upstream:
-    """The proxy's upstream client, from the UPSTREAM_* and PROXY_API_KEYS settings."""
-    return Upstream(base_url=config["UPSTREAM_BASE_URL"], api_key=config["UPSTREAM_API_KEY"],
-                    client_keys=config["PROXY_API_KEYS"],
-                    timeout=(config["UPSTREAM_CONNECT_TIMEOUT"], config["UPSTREAM_READ_TIMEOUT"]),
-                    pool_size=config["UPSTREAM_POOL_SIZE"], metrics=metrics)
-
-
-def _init_broker(app: Flask) -> None:
-    """The broker (Redis with REDIS_URL, else in memory) and the features built on it."""
-    settings = app.config
-    broker = make_broker(settings["REDIS_URL"], settings["CHANNEL_HISTORY"],
-                         settings["SUBSCRIBER_QUEUE"], settings["FANOUT_FLUSH_MS"])
-    app.extensions["broker"] = broker
-    app.extensions["channels"] = Channels(broker)
-    app.extensions["tasks"] = Tasks(broker, settings["TASK_LEASE_SECONDS"])
 
 
 def _register_errors(app: Flask) -> None:

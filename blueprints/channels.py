@@ -13,6 +13,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from broker import BrokerUnavailable, EventFormat
 from channels import MAX_DATA_BYTES, Channels, DataTooLarge
+from services import services
 from streaming.validation import InvalidParameter
 
 from .bodies import json_object, last_event_id
@@ -26,7 +27,7 @@ MAX_BODY_BYTES = 2 * MAX_DATA_BYTES
 
 
 def _channels() -> Channels:
-    return current_app.extensions["channels"]
+    return services().channels
 
 
 @bp.get("/sse/channels/<name>")

@@ -12,6 +12,7 @@ from flask import Blueprint, Response, current_app, request
 from generation.schedule import schedule
 from llm.mock import ChatChunkFormat, completion, models, parse_chat_request
 from llm.wire import OpenAIError
+from services import services
 from streaming.cancellation import Cancellation
 from streaming.metrics import CountedStream
 from streaming.pipeline import watching
@@ -68,5 +69,5 @@ def _generated(seconds: float) -> bool:
     just as it shows a stream being cut.
     """
     with (watching(request.environ, Cancellation()) as cancellation,
-          CountedStream(current_app.extensions["metrics"], "mock", cancellation)):
+          CountedStream(services().metrics, "mock", cancellation)):
         return not cancellation.wait(seconds)

@@ -19,6 +19,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from llm.relay import Relay
 from llm.upstream import self_base_url, upstream_target
 from llm.wire import OpenAIError
+from services import services
 from streaming.cancellation import Cancellation
 from streaming.pipeline import watching
 
@@ -36,7 +37,7 @@ openai_guard_errors(bp)
 
 @bp.route(f"{PREFIX}/<path:path>", methods=ALL_METHODS)
 def relay(path: str):
-    upstream = current_app.extensions["upstream"]
+    upstream = services().upstream
     if not upstream.authorized(request.headers.get("Authorization")):
         raise OpenAIError(401, "Incorrect API key provided.", code="invalid_api_key")
     body = _body()

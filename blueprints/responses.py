@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from flask import Response, current_app, request
 from werkzeug.datastructures import Headers
 
+from services import services
 from streaming.cancellation import Cancellation
 from streaming.encoded import EncodedSSEFormat
 from streaming.pipeline import EventStream, Format, Source
@@ -39,10 +40,11 @@ def stream_response(source: Source, fmt: Format, transport: str, *, status: int 
     # werkzeug parks the Request in the environ, which gunicorn keeps for the stream's whole
     # life: drop it, so an idle stream does not hold the parsed request (KBs per stream).
     request.environ.pop("werkzeug.request", None)
+    shared = services()
     body = EventStream(source, fmt, environ=request.environ,
                        heartbeat=current_app.config["HEARTBEAT_SECONDS"], transport=transport,
-                       metrics=current_app.extensions["metrics"], cancellation=cancellation,
-                       lifetimes=current_app.extensions["lifetimes"],
+                       metrics=shared.metrics, cancellation=cancellation,
+                       lifetimes=shared.lifetimes,
                        send_timeout=current_app.config["SEND_TIMEOUT_SECONDS"])
     claim_stream_slot(body)
     given = Headers(STREAM_HEADERS if headers is None else headers)

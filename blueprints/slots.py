@@ -3,8 +3,9 @@ when the request ends (the guards install `release_unclaimed_slot` as a teardown
 
 from __future__ import annotations
 
-from flask import current_app, g, request
+from flask import g, request
 
+from services import services
 from streaming.pipeline import EventStream
 
 
@@ -16,7 +17,7 @@ def take_stream_slot() -> None:
     request takes one slot.
     """
     if "stream_slot" not in g:
-        g.stream_slot = current_app.extensions["slots"].acquire(request.remote_addr or "")
+        g.stream_slot = services().slots.acquire(request.remote_addr or "")
 
 
 def claim_stream_slot(body: EventStream) -> None:

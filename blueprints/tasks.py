@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request, url_for
 
 from broker import EventFormat
+from services import services
 from streaming.validation import integer
 from tasks import (
     STEP_MS_DEFAULT,
@@ -25,7 +26,7 @@ bp = Blueprint("tasks", __name__)
 
 
 def _tasks() -> Tasks:
-    return current_app.extensions["tasks"]
+    return services().tasks
 
 
 @bp.errorhandler(UnknownTask)

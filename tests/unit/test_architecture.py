@@ -54,7 +54,7 @@ def test_there_are_feature_packages_to_check():
 def test_core_imports_no_flask_no_feature_and_no_blueprint():
     files = _files(CORE)
     assert len(files) > 5
-    forbidden = {"flask", "werkzeug", "blueprints", "app", *FEATURES}
+    forbidden = {"flask", "werkzeug", "blueprints", "app", "services", *FEATURES}
     for path in files:
         wrong = _top_levels(path) & forbidden
         assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
@@ -64,7 +64,8 @@ def test_core_imports_no_flask_no_feature_and_no_blueprint():
 def test_features_import_no_blueprint_and_no_request_globals(package):
     for path in _files(package):
         imported = _imported(path)
-        wrong = {m for m in imported if m.split(".")[0] in {"blueprints", "app", "werkzeug"}}
+        above = {"blueprints", "app", "services", "werkzeug"}
+        wrong = {m for m in imported if m.split(".")[0] in above}
         wrong |= {m for m in imported if m == "flask" and "request" in path.read_text()}
         assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
 
@@ -138,3 +139,13 @@ def test_no_stream_with_context_anywhere():
 def test_resolves_relative_imports():
     """The checker itself: a relative import is seen under its absolute name."""
     assert "streaming.cancellation" in _imported(ROOT / "streaming" / "disconnect.py")
+
+
+def test_services_are_looked_up_through_their_accessor_only():
+    """`services()` is typed; a string key of `app.extensions` fails only on a request."""
+    allowed = {ROOT / "services.py", ROOT / "broker" / "auto.py"}
+    packages = ["blueprints", "bench", *FEATURES]
+    files = [ROOT / "app.py", *(path for package in packages for path in _files(package))]
+    for path in files:
+        if path not in allowed:
+            assert "extensions[" not in path.read_text(), path.relative_to(ROOT)
