@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app
+from prometheus_client import CollectorRegistry
 
 from broker import Broker, make_broker
 from channels import Channels
+from generation.formats import TRANSPORTS as GENERATION_TRANSPORTS
+from llm.metrics import TRANSPORTS as PROXY_TRANSPORTS
 from llm.upstream import Upstream
 from logtail.directory import LogDirectory
 from logtail.tails import LogTails
@@ -24,6 +27,9 @@ from streaming.limits import StreamSlots
 from streaming.metrics import Metrics
 from streaming.shutdown import Lifetimes
 from tasks import Tasks
+
+TRANSPORTS = (*GENERATION_TRANSPORTS, *PROXY_TRANSPORTS)
+"""Every stream transport the app serves; the fan-outs (channels, tasks, logs) stream as `sse`."""
 
 EXTENSION = "services"
 """The one key of `app.extensions` the services are stored under."""
@@ -45,13 +51,13 @@ class Services:
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> Services:
-        metrics = Metrics()
+        metrics = Metrics(TRANSPORTS)
         broker = make_broker(settings["REDIS_URL"], settings["CHANNEL_HISTORY"],
                              settings["SUBSCRIBER_QUEUE"], settings["FANOUT_FLUSH_MS"])
         return cls(
             metrics=metrics,
             lifetimes=Lifetimes(settings["STREAM_MAX_AGE_SECONDS"]),
-            upstream=_upstream(settings, metrics),
+            upstream=_upstream(settings, metrics.registry),
             logtails=LogTails(LogDirectory(settings["LOG_DIR"]), registry=metrics.registry),
             broker=broker,
             channels=Channels(broker),
@@ -69,10 +75,10 @@ def services(app: Flask | None = None) -> Services:
     return (app or current_app).extensions[EXTENSION]
 
 
-def _upstream(settings: Mapping[str, Any], metrics: Metrics) -> Upstream:
+def _upstream(settings: Mapping[str, Any], registry: CollectorRegistry) -> Upstream:
     """The proxy's upstream client, from the UPSTREAM_* and PROXY_API_KEYS settings."""
     return Upstream(base_url=settings["UPSTREAM_BASE_URL"], api_key=settings["UPSTREAM_API_KEY"],
                     client_keys=settings["PROXY_API_KEYS"],
                     timeout=(settings["UPSTREAM_CONNECT_TIMEOUT"],
                              settings["UPSTREAM_READ_TIMEOUT"]),
-                    pool_size=settings["UPSTREAM_POOL_SIZE"], metrics=metrics)
+                    pool_size=settings["UPSTREAM_POOL_SIZE"], registry=registry)

@@ -23,7 +23,7 @@ from gevent import socket as gsocket
 
 from llm.relay import BROKEN, STALLED
 from llm.wire import error_event
-from streaming.metrics import TRANSPORTS
+from services import TRANSPORTS
 from tests.integration.test_proxy import FIRST_EVENT, SSE_HEAD, FakeUpstream, _chunk
 from tests.support.clients import metric, wait_until
 from tests.support.live_server import LiveServer

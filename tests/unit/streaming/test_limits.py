@@ -18,8 +18,8 @@ import pytest
 import requests
 import websocket
 
+from services import TRANSPORTS
 from streaming.limits import CLIENT, SERVER, StreamLimitReached, StreamSlots
-from streaming.metrics import TRANSPORTS
 from tests.support.clients import metric, wait_until
 from tests.support.live_server import LiveServer
 
