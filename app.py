@@ -25,9 +25,9 @@ from blueprints import (
 )
 from blueprints.errors import ApiError
 from broker import BrokerUnavailable
+from http_policy.forwarded import TrustedProxies
+from http_policy.validation import InvalidParameter
 from services import Services
-from streaming.forwarded import TrustedProxies
-from streaming.validation import InvalidParameter
 from streaming.websocket import server_options
 
 log = logging.getLogger(__name__)

@@ -18,11 +18,11 @@ from prometheus_client import CollectorRegistry
 from broker import Broker, make_broker
 from channels import Channels
 from generation.formats import TRANSPORTS as GENERATION_TRANSPORTS
+from http_policy.cors import CorsPolicy
 from llm.metrics import TRANSPORTS as PROXY_TRANSPORTS
 from llm.upstream import Upstream
 from logtail.directory import LogDirectory
 from logtail.tails import LogTails
-from streaming.cors import CorsPolicy
 from streaming.limits import StreamSlots
 from streaming.metrics import Metrics
 from streaming.shutdown import Lifetimes

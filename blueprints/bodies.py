@@ -6,8 +6,8 @@ from __future__ import annotations
 from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from http_policy.validation import is_unicode
 from streaming.encoding import compact_json
-from streaming.validation import is_unicode
 
 from .errors import ApiError
 

@@ -13,8 +13,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from broker import BrokerUnavailable, EventFormat
 from channels import MAX_DATA_BYTES, Channels, DataTooLarge
+from http_policy.validation import InvalidParameter
 from services import services
-from streaming.validation import InvalidParameter
 
 from .bodies import json_object, last_event_id
 from .errors import ApiError

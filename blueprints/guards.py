@@ -6,7 +6,7 @@ before the upgrade); the refusal is a 503 (`server_busy`, the worker is full) or
 (`too_many_streams`, this client address holds its share), with Retry-After. A body larger than
 MAX_BODY_BYTES is refused with a 413 when it is read, whether it declared its length or came
 chunked; the OpenAI-compatible routes accept PROXY_MAX_BODY instead and answer in OpenAI's shape
-(`openai_errors.openai_guard_errors`). CORS follows `streaming/cors.py`: preflights are answered
+(`openai_errors.openai_guard_errors`). CORS follows `http_policy/cors.py`: preflights are answered
 before any view (so never forwarded upstream by the proxy), grants added to every response.
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 from flask import Flask, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from http_policy.cors import CorsPolicy
 from services import services
-from streaming.cors import CorsPolicy
 from streaming.limits import StreamLimitReached
 
 from .errors import ApiError, body_too_large, stream_limit_error

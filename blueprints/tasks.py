@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from broker import EventFormat
+from http_policy.validation import integer
 from services import services
-from streaming.validation import integer
 from tasks import (
     STEP_MS_DEFAULT,
     STEP_MS_MAX,

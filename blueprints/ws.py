@@ -22,8 +22,8 @@ from flask_sock import Sock
 from generation.params import parse_generation, parse_resume
 from generation.tts import Speech, parse_speech
 from generation.ws_chat import ChatGeneration
+from http_policy.origin import origin_allowed
 from services import services
-from streaming.origin import origin_allowed
 from streaming.ws_session import Session, Starts
 
 from .errors import ApiError

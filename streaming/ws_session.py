@@ -36,13 +36,14 @@ from typing import Any, Protocol
 import gevent
 from simple_websocket import ConnectionClosed
 
+from http_policy.validation import InvalidParameter
+
 from .cancellation import Cancellation
 from .disconnect import DISCONNECT
 from .encoding import compact_json
 from .metrics import CountedStream, StreamMetrics
 from .shutdown import MAX_AGE, SERVER_RESTART, Lifetimes, is_restart
 from .sources import PacedSource
-from .validation import InvalidParameter
 from .websocket import InlineReader, LockedSocket, MessageSignal, text_frames
 
 log = logging.getLogger(__name__)

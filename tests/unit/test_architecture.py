@@ -1,4 +1,4 @@
-"""Imports run one way: blueprints → feature packages → streaming (ARCHITECTURE.md).
+"""Imports run one way: blueprints → feature packages → streaming and http_policy.
 
 The core never touches Flask, so a stream cannot hold a request context; no feature package
 imports a blueprint or Flask's request globals; the proxy does not depend on the mock's demo
@@ -16,7 +16,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CORE = "streaming"
-NOT_FEATURES = {CORE, "blueprints", "tests", "bench", "templates", "static", "docs", "deploy"}
+POLICY = "http_policy"
+NOT_FEATURES = {CORE, POLICY, "blueprints", "tests", "bench", "templates", "static", "docs",
+                "deploy"}
 FEATURES = sorted(
     path.name for path in ROOT.iterdir()
     if (path / "__init__.py").is_file() and path.name not in NOT_FEATURES
@@ -55,6 +57,17 @@ def test_core_imports_no_flask_no_feature_and_no_blueprint():
     files = _files(CORE)
     assert len(files) > 5
     forbidden = {"flask", "werkzeug", "blueprints", "app", "services", *FEATURES}
+    for path in files:
+        wrong = _top_levels(path) & forbidden
+        assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
+
+
+def test_http_policy_imports_no_flask_no_feature_and_no_blueprint():
+    """Below the features, like the core, and below the core too (which raises its
+    InvalidParameter): it needs nothing of streaming."""
+    files = _files(POLICY)
+    assert len(files) > 3
+    forbidden = {"flask", "werkzeug", "blueprints", "app", "services", CORE, *FEATURES}
     for path in files:
         wrong = _top_levels(path) & forbidden
         assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"

@@ -1,4 +1,4 @@
-"""Tests for streaming.forwarded: whose X-Forwarded-For is believed, and what the app then sees."""
+"""Tests for http_policy.forwarded: whose X-Forwarded-For is believed, and what the app sees."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 import config
-from streaming.forwarded import PEER_KEY, TrustedProxies, client_address, parse_networks
+from http_policy.forwarded import PEER_KEY, TrustedProxies, client_address, parse_networks
 from tests.support.clients import wait_until
 from tests.support.live_server import LiveServer
 

@@ -1,5 +1,5 @@
 """CORS: off by default; ALLOWED_ORIGINS turns it on for the listed origins, preflights included,
-never a wildcard, never credentials. Unit tests of `streaming.cors` and the real server; a real
+never a wildcard, never credentials. Unit tests of `http_policy.cors` and the real server; a real
 browser fetching across origins is in test_pages_cors.py."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 import requests
 
 import config
-from streaming.cors import CorsPolicy
+from http_policy.cors import CorsPolicy
 from tests.support.live_server import LiveServer
 
 APP = "https://app.example"

@@ -1,0 +1,1 @@
+"""HTTP policy: CORS, trusted proxies, origins and request validation, free of Flask."""
