@@ -23,18 +23,12 @@ from blueprints import (
     tasks,
     ws,
 )
-from blueprints.common import ApiError
-from broker import BrokerUnavailable, make_broker
-from channels import Channels
-from llm.upstream import Upstream
-from logtail.directory import LogDirectory
-from logtail.tails import LogTails
-from streaming.forwarded import TrustedProxies
-from streaming.metrics import Metrics
-from streaming.shutdown import Lifetimes
-from streaming.validation import InvalidParameter
+from blueprints.errors import ApiError
+from broker import BrokerUnavailable
+from http_policy.forwarded import TrustedProxies
+from http_policy.validation import InvalidParameter
+from services import Services
 from streaming.websocket import server_options
-from tasks import Tasks
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +46,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.wsgi_app = TrustedProxies(app.wsgi_app, app.config["FORWARDED_ALLOW_IPS"])
     # flask-sock builds every WebSocket server with these: the inline reader ws_session needs.
     app.config.setdefault("SOCK_SERVER_OPTIONS", server_options(app.config["WS_PING_SECONDS"]))
-    metrics = app.extensions["metrics"] = Metrics()
-    app.extensions["lifetimes"] = Lifetimes(app.config["STREAM_MAX_AGE_SECONDS"])
-    app.extensions["upstream"] = _upstream(app.config, metrics)
-    app.extensions["logtails"] = LogTails(LogDirectory(app.config["LOG_DIR"]),
-                                          registry=metrics.registry)
-    _init_broker(app)
+    Services.from_settings(app.config).init_app(app)
     _register_errors(app)
     guards.init_app(app)
     for blueprint in (chat.bp, ops.bp, pages.bp, mock_openai.bp, proxy.bp, ws.bp, logs.bp,
@@ -72,24 +61,6 @@ def _compile_templates(app: Flask) -> None:
     (~30 ms for chat.html) holds the event loop, and so every stream of the worker."""
     for name in app.jinja_env.list_templates():
         app.jinja_env.get_template(name)
-
-
-def _upstream(config: Mapping[str, Any], metrics: Metrics) -> Upstream:
-    """The proxy's upstream client, from the UPSTREAM_* and PROXY_API_KEYS settings."""
-    return Upstream(base_url=config["UPSTREAM_BASE_URL"], api_key=config["UPSTREAM_API_KEY"],
-                    client_keys=config["PROXY_API_KEYS"],
-                    timeout=(config["UPSTREAM_CONNECT_TIMEOUT"], config["UPSTREAM_READ_TIMEOUT"]),
-                    pool_size=config["UPSTREAM_POOL_SIZE"], metrics=metrics)
-
-
-def _init_broker(app: Flask) -> None:
-    """The broker (Redis with REDIS_URL, else in memory) and the features built on it."""
-    settings = app.config
-    broker = make_broker(settings["REDIS_URL"], settings["CHANNEL_HISTORY"],
-                         settings["SUBSCRIBER_QUEUE"], settings["FANOUT_FLUSH_MS"])
-    app.extensions["broker"] = broker
-    app.extensions["channels"] = Channels(broker)
-    app.extensions["tasks"] = Tasks(broker, settings["TASK_LEASE_SECONDS"])
 
 
 def _register_errors(app: Flask) -> None:

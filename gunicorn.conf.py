@@ -64,7 +64,7 @@ logger_class = "access_log.AccessLogger"
 errorlog = "-"
 loglevel = _server["LOG_LEVEL"]
 # Only these peers (nginx) may set X-Forwarded-Proto here, and the app believes their
-# X-Forwarded-For (streaming/forwarded.py); anyone else connecting directly is taken at its word.
+# X-Forwarded-For (http_policy/forwarded.py); anyone else connecting directly is taken at its word.
 forwarded_allow_ips = ",".join(_server["FORWARDED_ALLOW_IPS"])
 # gunicorn 27 opens a control socket at a fixed path by default; two servers on one machine
 # (the proxy and its upstream in tests) would fight over it, and nothing here uses it.

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from flask import Flask, Response, request
 
 from app import create_app
+from services import services
 
 PREAMBLE = b"retry: 3000\n\n"
 
@@ -81,7 +82,7 @@ def _without_watcher(wsgi: Callable) -> Callable:
 def _ours(metrics: bool, watcher: bool) -> Callable:
     app = create_app()
     if not metrics:
-        app.extensions["metrics"] = NullMetrics()
+        services(app).metrics = NullMetrics()  # type: ignore[assignment]
     return app if watcher else _without_watcher(app)
 
 

@@ -13,9 +13,12 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from broker import BrokerUnavailable, EventFormat
 from channels import MAX_DATA_BYTES, Channels, DataTooLarge
 from http_policy.json_body import InvalidJSON, parse_json
-from streaming.validation import InvalidParameter
+from http_policy.validation import InvalidParameter
+from services import services
 
-from .common import ApiError, encoded_sse_response, json_object, last_event_id
+from .bodies import json_object, last_event_id
+from .errors import ApiError
+from .responses import encoded_sse_response
 
 bp = Blueprint("channels", __name__, cli_group=None)
 
@@ -24,7 +27,7 @@ MAX_BODY_BYTES = 2 * MAX_DATA_BYTES
 
 
 def _channels() -> Channels:
-    return current_app.extensions["channels"]
+    return services().channels
 
 
 @bp.get("/sse/channels/<name>")

@@ -10,7 +10,8 @@ from generation.schedule import schedule
 from streaming.pipeline import Format
 from streaming.sources import PacedSource
 
-from .common import json_object, last_event_id, stream_response
+from .bodies import json_object, last_event_id
+from .responses import stream_response
 
 bp = Blueprint("chat", __name__)
 

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import NotFound
 
 from logtail.source import LogTailSource, parse_offset, parse_tail
 from logtail.tails import LogTails
+from services import services
 
-from .common import encoded_sse_response, last_event_id
+from .bodies import last_event_id
+from .responses import encoded_sse_response
 
 bp = Blueprint("logs", __name__)
 
 
 def _tails() -> LogTails:
-    return current_app.extensions["logtails"]
+    return services().logtails
 
 
 @bp.get("/api/logs")

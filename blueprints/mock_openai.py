@@ -12,22 +12,16 @@ from flask import Blueprint, Response, current_app, request
 from generation.schedule import schedule
 from llm.mock import ChatChunkFormat, completion, models, parse_chat_request
 from llm.wire import OpenAIError
+from services import services
 from streaming.cancellation import Cancellation
 from streaming.metrics import CountedStream
 from streaming.pipeline import watching
 from streaming.sources import PacedSource
 
-from .common import (
-    ALL_METHODS,
-    CLIENT_CLOSED,
-    ApiError,
-    json_object,
-    json_response,
-    openai_error,
-    openai_guard_errors,
-    openai_refusal,
-    stream_response,
-)
+from .bodies import json_object
+from .errors import ApiError, json_response
+from .openai_errors import ALL_METHODS, openai_error, openai_guard_errors, openai_refusal
+from .responses import CLIENT_CLOSED, stream_response
 
 bp = Blueprint("mock_openai", __name__, url_prefix="/mock/v1")
 bp.register_error_handler(OpenAIError, openai_error)
@@ -75,5 +69,5 @@ def _generated(seconds: float) -> bool:
     just as it shows a stream being cut.
     """
     with (watching(request.environ, Cancellation()) as cancellation,
-          CountedStream(current_app.extensions["metrics"], "mock", cancellation)):
+          CountedStream(services().metrics, "mock", cancellation)):
         return not cancellation.wait(seconds)

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from gevent import monkey
 
 from config import broker_warning
+from services import services
 
 bp = Blueprint("ops", __name__)
 
@@ -22,7 +23,7 @@ def healthz():
 
 def _broker() -> dict:
     """Which broker serves channels and tasks, and a warning if workers do not share it."""
-    broker = current_app.extensions["broker"]
+    broker = services().broker
     status = {"backend": broker.kind, "shared": broker.shared,
               "subscribers": broker.subscribers()}
     warning = broker_warning(current_app.config["WEB_CONCURRENCY"], current_app.config["REDIS_URL"])
@@ -33,5 +34,5 @@ def _broker() -> dict:
 
 @bp.get("/metrics")
 def metrics():
-    body, content_type = current_app.extensions["metrics"].exposition()
+    body, content_type = services().metrics.exposition()
     return Response(body, content_type=content_type, headers={"Cache-Control": "no-cache"})

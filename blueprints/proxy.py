@@ -19,19 +19,14 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from llm.relay import Relay
 from llm.upstream import self_base_url, upstream_target
 from llm.wire import OpenAIError
+from services import services
 from streaming.cancellation import Cancellation
 from streaming.pipeline import watching
 
-from .common import (
-    ALL_METHODS,
-    CLIENT_CLOSED,
-    STREAM_HEADERS,
-    openai_error,
-    openai_guard_errors,
-    read_body,
-    stream_response,
-    take_stream_slot,
-)
+from .bodies import read_body
+from .openai_errors import ALL_METHODS, openai_error, openai_guard_errors
+from .responses import CLIENT_CLOSED, STREAM_HEADERS, stream_response
+from .slots import take_stream_slot
 
 PREFIX = "/v1"
 
@@ -42,7 +37,7 @@ openai_guard_errors(bp)
 
 @bp.route(f"{PREFIX}/<path:path>", methods=ALL_METHODS)
 def relay(path: str):
-    upstream = current_app.extensions["upstream"]
+    upstream = services().upstream
     if not upstream.authorized(request.headers.get("Authorization")):
         raise OpenAIError(401, "Incorrect API key provided.", code="invalid_api_key")
     body = _body()

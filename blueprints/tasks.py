@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request, url_for
 
 from broker import EventFormat
-from streaming.validation import integer
+from http_policy.validation import integer
+from services import services
 from tasks import (
     STEP_MS_DEFAULT,
     STEP_MS_MAX,
@@ -16,14 +17,16 @@ from tasks import (
     is_task_id,
 )
 
-from .common import ApiError, encoded_sse_response, json_object, last_event_id
+from .bodies import json_object, last_event_id
+from .errors import ApiError
+from .responses import encoded_sse_response
 
 bp = Blueprint("tasks", __name__)
 
 
 
 def _tasks() -> Tasks:
-    return current_app.extensions["tasks"]
+    return services().tasks
 
 
 @bp.errorhandler(UnknownTask)

@@ -22,10 +22,12 @@ from flask_sock import Sock
 from generation.params import parse_generation, parse_resume
 from generation.tts import Speech, parse_speech
 from generation.ws_chat import ChatGeneration
-from streaming.origin import origin_allowed
+from http_policy.origin import origin_allowed
+from services import services
 from streaming.ws_session import Session, Starts
 
-from .common import ApiError, take_stream_slot
+from .errors import ApiError
+from .slots import take_stream_slot
 
 bp = Blueprint("ws", __name__)
 sock = Sock()
@@ -51,9 +53,10 @@ def _chat(body: dict) -> ChatGeneration:
 
 def _serve(ws: Any, starts: Starts) -> None:
     # A peer that takes none of a write for SEND_TIMEOUT_SECONDS is gone, as on every transport.
-    Session(ws, starts, metrics=current_app.extensions["metrics"],
+    shared = services()
+    Session(ws, starts, metrics=shared.metrics,
             write_timeout=current_app.config["SEND_TIMEOUT_SECONDS"],
-            lifetimes=current_app.extensions["lifetimes"]).serve()
+            lifetimes=shared.lifetimes).serve()
 
 
 @sock.route("/ws/chat", bp=bp)

@@ -50,5 +50,6 @@ def current_broker() -> Broker:
     import flask  # only where a broker is looked up, never on a subscriber's path
 
     if flask.has_app_context():
-        return flask.current_app.extensions["broker"]
+        # The app's `services.Services`, which a feature may not import (it is built above us).
+        return flask.current_app.extensions["services"].broker
     return environment_broker()

@@ -14,10 +14,10 @@ import re
 import time
 from dataclasses import dataclass, field
 
+from http_policy.validation import InvalidParameter
 from streaming.encoded import EncodedSSEFormat, error_event, json_event
 from streaming.failure import Failure
 from streaming.sse import data_field
-from streaming.validation import InvalidParameter
 
 Key = tuple[int, int]
 """An id as the pair it is ordered by."""

@@ -13,8 +13,8 @@ from contextlib import suppress
 from typing import Any
 
 from broker import Broker, BrokerUnavailable, Subscription, current_broker
+from http_policy.validation import InvalidParameter
 from streaming.encoding import compact_json
-from streaming.validation import InvalidParameter
 
 NAME_CHARACTERS = "[A-Za-z0-9_.:-]"
 CHANNEL_NAME_MAX, EVENT_NAME_MAX = 128, 64

@@ -21,6 +21,9 @@ from streaming.sse import ServerSentEvent, data_field
 
 from .events import End, GenerationEvent, Start, Token
 
+TRANSPORTS = ("sse", "ndjson", "text", "ws")
+"""The `transport` label of generation's streams: its three formats, and WebSocket."""
+
 
 def message(item: GenerationEvent) -> dict:
     """The JSON object for an event, as NDJSON lines and WebSocket text frames carry it."""

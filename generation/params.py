@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from streaming.validation import InvalidParameter, ascii_integer, integer, required_text
+from http_policy.validation import InvalidParameter, ascii_integer, integer, required_text
 
 TEXT_MAX_CHARS = 4000
 """The longest text a client sends: a prompt, or a text to speak (`tts.py`)."""

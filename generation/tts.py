@@ -16,8 +16,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from http_policy.validation import InvalidParameter, required_text
 from streaming.encoding import compact_json
-from streaming.validation import InvalidParameter, required_text
 from streaming.websocket import BINARY, encode_frames, text_frames
 
 from .params import TEXT_MAX_CHARS

@@ -33,10 +33,10 @@ from generation.params import (
     TOKENS_MAX,
     GenerationParams,
 )
+from http_policy.validation import ascii_integer
 from streaming.encoding import compact_json
 from streaming.failure import Failure
 from streaming.sse import ServerSentEvent
-from streaming.validation import ascii_integer
 
 from .wire import DONE, OpenAIError, error_event
 

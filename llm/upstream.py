@@ -1,10 +1,11 @@
 """The upstream API the proxy forwards to: one pooled HTTP session per worker, keys, requests.
 
-`create_app` builds one `Upstream` from plain settings and the metrics; its `requests.Session`
-is created on first use in each process, so after gunicorn forked the worker and gevent patched
-it, and never shared between processes. Sharing it between a worker's greenlets is safe:
-urllib3's pool is a queue under gevent-patched locks, and the session keeps no per-user state
-(its cookie jar refuses every cookie, environment proxies and .netrc credentials are ignored).
+`create_app` builds one `Upstream` from plain settings and the app's metrics registry; its
+`requests.Session` is created on first use in each process, so after gunicorn forked the worker
+and gevent patched it, and never shared between processes. Sharing it between a worker's
+greenlets is safe: urllib3's pool is a queue under gevent-patched locks, and the session keeps
+no per-user state (its cookie jar refuses every cookie, environment proxies and .netrc
+credentials are ignored).
 
 Choices made where the issue is silent:
 
@@ -32,12 +33,13 @@ from urllib.parse import quote, urlsplit
 
 import gevent
 import requests
+from prometheus_client import CollectorRegistry
 from urllib3.exceptions import ProtocolError
 from urllib3.util.retry import Retry
 
 from streaming.cancellation import Cancellation
-from streaming.metrics import Metrics
 
+from .metrics import ProxyMetrics
 from .pool import PooledAdapter
 from .relay import end_to_end
 from .wire import OpenAIError
@@ -110,7 +112,8 @@ class Upstream:
     """The upstream API: its address, keys, timeouts and this worker's pooled session."""
 
     def __init__(self, *, base_url: str, api_key: str, client_keys: Iterable[str],
-                 timeout: tuple[float, float], pool_size: int, metrics: Metrics) -> None:
+                 timeout: tuple[float, float], pool_size: int,
+                 registry: CollectorRegistry) -> None:
         """`base_url` empty means this server's mock; `client_keys` are PROXY_API_KEYS;
         `timeout` is (connect, read) in seconds, as requests takes it."""
         self.base_url = base_url.rstrip("/")
@@ -121,7 +124,7 @@ class Upstream:
         self._client_keys = [_digest(key) for key in client_keys]
         self.timeout = timeout
         self.pool_size = pool_size
-        self._metrics = metrics
+        self._metrics = ProxyMetrics(registry)
         self._session: requests.Session | None = None
         self._pid = 0
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from http_policy.validation import InvalidParameter, integer
 from streaming.cancellation import Cancellation
 from streaming.mailbox import Mailbox, batches_of
-from streaming.validation import InvalidParameter, integer
 
 from .events import NOT_FOUND_ERROR, line_event, reset_event
 from .lines import last_boundary, read_lines, tail_start

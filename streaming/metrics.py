@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from typing import Protocol
 
 from gevent import get_hub
@@ -26,9 +27,7 @@ from prometheus_client import (
 from .cancellation import Cancellation
 from .disconnect import DISCONNECT
 
-TRANSPORTS = ("sse", "ndjson", "text", "ws", "proxy", "mock")
 DURATION_BUCKETS = (0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
-FIRST_BYTE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
 class StreamMetrics(Protocol):
@@ -104,7 +103,11 @@ class CountedStream:
 
 
 class Metrics:
-    """The service's metrics, registered in their own registry (one per app).
+    """The stream metrics, registered in their own registry (one per app), on which features
+    register theirs (the proxy's `llm.metrics`, the log tails' gauge).
+
+    `transports` are the `transport` label values the features serve, each series read as 0
+    before its first stream; the core names none of them.
 
     Shared by every greenlet of a worker: prometheus_client's values are updated under a lock
     that is never held across a switch.
@@ -116,7 +119,7 @@ class Metrics:
     milliseconds; this worker's own `/metrics` writes them first.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, transports: Iterable[str] = ()) -> None:
         self.registry = CollectorRegistry()
         reg = self.registry
         self.streams_active = Gauge("streams_active", "Streams open now.", ["transport"],
@@ -128,17 +131,11 @@ class Metrics:
                                           ["transport"], registry=reg)
         self.stream_duration = Histogram("stream_duration_seconds", "How long streams lasted.",
                                          ["transport"], buckets=DURATION_BUCKETS, registry=reg)
-        self.upstream_requests = Counter("upstream_requests",
-                                         "Proxied requests by upstream status.", ["status"],
-                                         registry=reg)
-        self.upstream_first_byte = Histogram("upstream_first_byte_seconds",
-                                             "Time from sending upstream to its first byte.",
-                                             buckets=FIRST_BYTE_BUCKETS, registry=reg)
 
         # Every series reads 0 before its first stream, and the hot paths find their child in
         # a dict instead of through `labels()`.
-        self._events = {t: self.stream_events.labels(t) for t in TRANSPORTS}
-        for transport in TRANSPORTS:
+        self._events = {t: self.stream_events.labels(t) for t in transports}
+        for transport in self._events:
             self.streams_active.labels(transport)
             self.stream_disconnects.labels(transport)
         self._active_change: dict[str, int] = {}

@@ -36,6 +36,7 @@ import gevent
 from simple_websocket import ConnectionClosed
 
 from http_policy.json_body import InvalidJSON, parse_json
+from http_policy.validation import InvalidParameter
 
 from .cancellation import Cancellation
 from .disconnect import DISCONNECT
@@ -43,7 +44,6 @@ from .encoding import compact_json
 from .metrics import CountedStream, StreamMetrics
 from .shutdown import MAX_AGE, SERVER_RESTART, Lifetimes, is_restart
 from .sources import PacedSource
-from .validation import InvalidParameter
 from .websocket import InlineReader, LockedSocket, MessageSignal, text_frames
 
 log = logging.getLogger(__name__)

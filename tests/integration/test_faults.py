@@ -23,7 +23,7 @@ from gevent import socket as gsocket
 
 from llm.relay import BROKEN, STALLED
 from llm.wire import error_event
-from streaming.metrics import TRANSPORTS
+from services import TRANSPORTS
 from testbed.live_server import LiveServer
 from testbed.raw_http import chunk
 from tests.support.clients import metric, wait_until

@@ -17,7 +17,7 @@ import pytest
 import requests
 import websocket
 
-from streaming.metrics import TRANSPORTS
+from services import TRANSPORTS
 from testbed.live_server import LiveServer
 from tests.support.clients import metric, wait_until
 

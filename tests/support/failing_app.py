@@ -11,9 +11,10 @@ from flask_sock import Sock
 from gevent.monkey import get_original
 
 from app import create_app
-from blueprints.common import stream_response
+from blueprints.responses import stream_response
 from generation.events import Start, Token
 from generation.formats import NDJSONFormat, SSEFormat, TextFormat
+from services import services
 from streaming.sources import PacedSource
 from streaming.ws_session import Session
 
@@ -41,7 +42,7 @@ def _handler_bug(body: dict) -> Any:
 
 @Sock(app).route("/test/ws/failing")
 def ws_failing(ws: Any) -> None:
-    Session(ws, {"crash": _handler_bug}, metrics=app.extensions["metrics"],
+    Session(ws, {"crash": _handler_bug}, metrics=services(app).metrics,
             write_timeout=5).serve()
 
 

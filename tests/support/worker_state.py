@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from generation import demo_model
-from streaming.metrics import TRANSPORTS
+from services import TRANSPORTS
 from testbed.live_server import LiveServer
 from tests.support.clients import Stream, metric, wait_until
 

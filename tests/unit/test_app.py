@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from app import create_app
+from broker import current_broker
+from services import services
 from streaming.websocket import InlineReader, server_options
 
 
@@ -19,8 +21,21 @@ def test_test_config_may_set_the_websocket_server_options():
 
 
 def test_the_upstream_is_built_from_plain_settings():
-    upstream = create_app({"UPSTREAM_BASE_URL": "http://up.example/v1/",
+    upstream = services(create_app({"UPSTREAM_BASE_URL": "http://up.example/v1/",
                            "UPSTREAM_CONNECT_TIMEOUT": 2.0, "UPSTREAM_READ_TIMEOUT": 9.0,
-                           "UPSTREAM_POOL_SIZE": 3}).extensions["upstream"]
+                           "UPSTREAM_POOL_SIZE": 3})).upstream
     assert (upstream.base_url, upstream.timeout, upstream.pool_size) == (
         "http://up.example/v1", (2.0, 9.0), 3)
+
+
+def test_the_broker_package_finds_the_apps_broker_among_its_services():
+    # broker.current_broker cannot import `services` (it is above the features): same key.
+    app = create_app({"TESTING": True})
+    with app.app_context():
+        assert current_broker() is services(app).broker
+
+
+def test_each_app_has_its_own_services():
+    first, second = create_app({"TESTING": True}), create_app({"TESTING": True})
+    assert services(first).metrics is not services(second).metrics
+    assert services(first).channels.broker is services(first).broker

@@ -1,9 +1,11 @@
-"""Imports run one way: blueprints → feature packages → streaming → http_policy (ARCHITECTURE.md).
+"""Imports run one way: blueprints → feature packages → streaming → http_policy
+(docs/architecture.md).
 
 The core never touches Flask, so a stream cannot hold a request context; no feature package
 imports a blueprint or Flask's request globals; the proxy does not depend on the mock's demo
-model; a blueprint uses no other blueprint but `common`. Every `.py` file under each package is
-checked, however deep.
+model; a blueprint uses no other blueprint, only the modules the blueprints share; only the
+OpenAI-compatible blueprints (proxy, mock) reach `llm.wire` and the OpenAI error translation.
+Every `.py` file under each package is checked, however deep.
 """
 
 from __future__ import annotations
@@ -55,7 +57,18 @@ def test_there_are_feature_packages_to_check():
 def test_core_imports_no_flask_no_feature_and_no_blueprint():
     files = _files(CORE)
     assert len(files) > 5
-    forbidden = {"flask", "werkzeug", "blueprints", "app", *FEATURES}
+    forbidden = {"flask", "werkzeug", "blueprints", "app", "services", *FEATURES}
+    for path in files:
+        wrong = _top_levels(path) & forbidden
+        assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
+
+
+def test_http_policy_imports_no_flask_no_feature_and_no_blueprint():
+    """Below the features, like the core, and below the core too (which raises its
+    InvalidParameter): it needs nothing of streaming."""
+    files = _files(POLICY)
+    assert len(files) > 3
+    forbidden = {"flask", "werkzeug", "blueprints", "app", "services", CORE, *FEATURES}
     for path in files:
         wrong = _top_levels(path) & forbidden
         assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
@@ -72,7 +85,8 @@ def test_http_policy_imports_no_flask_no_core_no_feature_and_no_blueprint():
 def test_features_import_no_blueprint_and_no_request_globals(package):
     for path in _files(package):
         imported = _imported(path)
-        wrong = {m for m in imported if m.split(".")[0] in {"blueprints", "app", "werkzeug"}}
+        above = {"blueprints", "app", "services", "werkzeug"}
+        wrong = {m for m in imported if m.split(".")[0] in above}
         wrong |= {m for m in imported if m == "flask" and "request" in path.read_text()}
         assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
 
@@ -80,8 +94,8 @@ def test_features_import_no_blueprint_and_no_request_globals(package):
 PROXY_MODULES = ("llm.wire", "llm.upstream", "llm.relay")
 
 
-def _imported_through(module: str, package: str) -> set[str]:
-    """What `module` imports, directly or through the other modules of `package` it imports."""
+def _imported_through(module: str, *packages: str) -> set[str]:
+    """What `module` imports, directly or through the other modules of `packages` it imports."""
     seen: set[str] = set()
     names: set[str] = set()
     todo = [module]
@@ -93,7 +107,7 @@ def _imported_through(module: str, package: str) -> set[str]:
         seen.add(current)
         imported = _imported(path)
         names |= imported
-        todo.extend(name for name in imported if name.split(".")[0] == package)
+        todo.extend(name for name in imported if name.split(".")[0] in packages)
     return names
 
 
@@ -107,17 +121,43 @@ def test_the_proxy_does_not_depend_on_the_mock(module):
 
 def test_the_testbed_imports_nothing_of_the_app_and_bench_nothing_of_the_tests():
     """Real servers on loopback (testbed/) serve the tests and the benchmarks alike."""
-    app = {"app", "wsgi", "config", "access_log", "blueprints", CORE, *FEATURES}
+    app = {"app", "wsgi", "config", "access_log", "services", "blueprints", CORE, POLICY,
+           *FEATURES}
     for package, forbidden in (("testbed", {*app, "tests", "bench"}), ("bench", {"tests"})):
         for path in _files(package):
             wrong = _top_levels(path) & forbidden
             assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
 
 
-def test_blueprints_import_no_other_blueprint_but_common():
+SHARED_BY_BLUEPRINTS = {
+    f"blueprints.{name}" for name in ("errors", "bodies", "slots", "responses", "openai_errors")
+}
+OPENAI_COMPATIBLE = {"blueprints.proxy", "blueprints.mock_openai", "blueprints.openai_errors"}
+OPENAI_ONLY = {"llm.wire", "blueprints.openai_errors"}
+
+
+def _blueprint_modules() -> list[str]:
+    return [".".join(path.relative_to(ROOT).with_suffix("").parts)
+            for path in _files("blueprints") if path.name != "__init__.py"]
+
+
+def test_the_shared_modules_exist():
+    assert set(_blueprint_modules()) >= SHARED_BY_BLUEPRINTS | OPENAI_COMPATIBLE
+
+
+def test_blueprints_import_no_other_blueprint_only_the_shared_modules():
     for path in _files("blueprints"):
-        wrong = {m for m in _imported(path) if m.startswith("blueprints.")} - {"blueprints.common"}
+        imported = {m for m in _imported(path) if m.startswith("blueprints.")}
+        wrong = imported - SHARED_BY_BLUEPRINTS
         assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
+
+
+@pytest.mark.parametrize("module", sorted(set(_blueprint_modules()) - OPENAI_COMPATIBLE))
+def test_only_the_openai_compatible_blueprints_use_the_openai_wire(module):
+    """Pages, chat, channels... do not depend on the proxy's wire format, even indirectly."""
+    imported = _imported_through(module, "blueprints", "llm")
+    wrong = imported & OPENAI_ONLY
+    assert not wrong, f"{module} imports {wrong}, directly or through another module"
 
 
 def test_no_stream_with_context_anywhere():
@@ -130,3 +170,13 @@ def test_no_stream_with_context_anywhere():
 def test_resolves_relative_imports():
     """The checker itself: a relative import is seen under its absolute name."""
     assert "streaming.cancellation" in _imported(ROOT / "streaming" / "disconnect.py")
+
+
+def test_services_are_looked_up_through_their_accessor_only():
+    """`services()` is typed; a string key of `app.extensions` fails only on a request."""
+    allowed = {ROOT / "services.py", ROOT / "broker" / "auto.py"}
+    packages = ["blueprints", "bench", *FEATURES]
+    files = [ROOT / "app.py", *(path for package in packages for path in _files(package))]
+    for path in files:
+        if path not in allowed:
+            assert "extensions[" not in path.read_text(), path.relative_to(ROOT)

@@ -249,8 +249,9 @@ def test_a_subscriber_joining_while_events_are_held_gets_each_event_once(flush_d
 
 def test_fanout_flush_ms_reaches_the_broker_from_the_settings():
     from app import create_app
+    from services import services
 
-    broker = create_app({"TESTING": True, "FANOUT_FLUSH_MS": 300}).extensions["broker"]
+    broker = services(create_app({"TESTING": True, "FANOUT_FLUSH_MS": 300})).broker
     subscription = broker.subscribe("t")
     assert subscription.get(0) is None
     broker.publish("t", "tick", "0")

@@ -7,6 +7,7 @@ import pytest
 import config
 from app import create_app
 from channels import MAX_DATA_BYTES, publish
+from services import services
 
 
 def post(client, name="news", body=None, **kwargs):
@@ -88,7 +89,7 @@ def test_without_a_token_only_loopback_clients_publish(client, address, status):
 
 def test_publish_from_application_code_reaches_subscribers(app):
     with app.app_context():
-        subscription = app.extensions["channels"].subscribe("news", None)
+        subscription = services(app).channels.subscribe("news", None)
         event_id = publish("news", "update", {"from": "code"})
         event = subscription.get(1)
     assert (event.id, event.event, event.data) == (event_id, "update", '{"from":"code"}')
@@ -115,12 +116,12 @@ def test_the_cli_publishes_through_redis(redis_url):
     result = runner.invoke(args=["publish", "news", "update", '{"a":1}'])
     assert result.exit_code == 0, result.output
     event_id = result.output.strip()
-    assert app.extensions["broker"].latest("channel/news")[-1].id == event_id
+    assert services(app).broker.latest("channel/news")[-1].id == event_id
     bad = runner.invoke(args=["publish", "news", "update", "{nope"])
     assert bad.exit_code != 0 and "JSON" in bad.output
     bad_name = runner.invoke(args=["publish", "bad name", "update", "1"])
     assert bad_name.exit_code != 0 and "CHANNEL" in bad_name.output
-    app.extensions["broker"].close()
+    services(app).broker.close()
 
 
 def test_settings_and_the_warning_for_workers_without_redis():

@@ -83,9 +83,10 @@ def test_text_is_only_the_tokens_and_cannot_report_a_failure():
     assert fmt.failure(Failure("stream_error", "gone")) is None
 
 
-# Finite numbers only: compact_json refuses NaN and the infinities (tests/unit/streaming/test_encoding.py).
+# Finite numbers only: compact_json refuses NaN and the infinities (test_encoding.py).
+FINITE = st.floats(allow_nan=False, allow_infinity=False)
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    st.none() | st.booleans() | st.integers() | FINITE | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=12,
 )

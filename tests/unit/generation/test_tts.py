@@ -7,7 +7,7 @@ import math
 import pytest
 
 from generation import tts
-from streaming.validation import InvalidParameter
+from http_policy.validation import InvalidParameter
 from streaming.websocket import BINARY, encode_frames
 
 

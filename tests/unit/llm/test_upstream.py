@@ -14,12 +14,13 @@ from requests.cookies import extract_cookies_to_jar
 from app import create_app
 from llm.upstream import Upstream, self_base_url, upstream_target
 from llm.wire import OpenAIError
+from services import services
 from streaming.cancellation import Cancellation
 from testbed.live_server import free_port
 
 
 def _upstream(**settings) -> Upstream:
-    return create_app({"TESTING": True, **settings}).extensions["upstream"]
+    return services(create_app({"TESTING": True, **settings})).upstream
 
 
 def _counted(upstream: Upstream, status: str) -> float | None:

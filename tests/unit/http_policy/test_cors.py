@@ -1,5 +1,5 @@
 """CORS: off by default; ALLOWED_ORIGINS turns it on for the listed origins, preflights included,
-never a wildcard, never credentials. Unit tests of `streaming.cors`; the real server is in
+never a wildcard, never credentials. Unit tests of `http_policy.cors`; the real server is in
 tests/integration/test_cors_server.py."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 import config
-from streaming.cors import CorsPolicy
+from http_policy.cors import CorsPolicy
 
 APP = "https://app.example"
 EVIL = "https://evil.example"

@@ -1,10 +1,10 @@
-"""Tests for streaming.origin: which handshakes may be upgraded."""
+"""Tests for http_policy.origin: which handshakes may be upgraded."""
 
 from __future__ import annotations
 
 import pytest
 
-from streaming.origin import origin_allowed
+from http_policy.origin import origin_allowed
 
 LISTED = ("http://good.example", "https://app.example:8443/")
 

@@ -1,11 +1,11 @@
-"""Tests for streaming.forwarded: whose X-Forwarded-For is believed, and what the app then sees."""
+"""Tests for http_policy.forwarded: whose X-Forwarded-For is believed, and what the app sees."""
 
 from __future__ import annotations
 
 import pytest
 
 import config
-from streaming.forwarded import PEER_KEY, TrustedProxies, client_address, parse_networks
+from http_policy.forwarded import PEER_KEY, TrustedProxies, client_address, parse_networks
 
 LOOPBACK = parse_networks(["127.0.0.1", "::1"])
 

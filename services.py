@@ -1,0 +1,84 @@
+"""The services `create_app` builds from the settings, one typed object per app.
+
+Views reach them through `services()`, so a misspelt service is an attribute error that ruff
+and pyright see, not a KeyError on a request. Feature packages never import this module (it is
+the app's assembly, above them); the one feature that needs the app's broker outside a view's
+arguments, `broker.current_broker`, reads the `broker` attribute of what is stored here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, current_app
+from prometheus_client import CollectorRegistry
+
+from broker import Broker, make_broker
+from channels import Channels
+from generation.formats import TRANSPORTS as GENERATION_TRANSPORTS
+from http_policy.cors import CorsPolicy
+from llm.metrics import TRANSPORTS as PROXY_TRANSPORTS
+from llm.upstream import Upstream
+from logtail.directory import LogDirectory
+from logtail.tails import LogTails
+from streaming.limits import StreamSlots
+from streaming.metrics import Metrics
+from streaming.shutdown import Lifetimes
+from tasks import Tasks
+
+TRANSPORTS = (*GENERATION_TRANSPORTS, *PROXY_TRANSPORTS)
+"""Every stream transport the app serves; the fan-outs (channels, tasks, logs) stream as `sse`."""
+
+EXTENSION = "services"
+"""The one key of `app.extensions` the services are stored under."""
+
+
+@dataclass
+class Services:
+    """Everything one app (so one worker) shares between its requests."""
+
+    metrics: Metrics
+    lifetimes: Lifetimes
+    upstream: Upstream
+    logtails: LogTails
+    broker: Broker
+    channels: Channels
+    tasks: Tasks
+    slots: StreamSlots
+    cors: CorsPolicy
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> Services:
+        metrics = Metrics(TRANSPORTS)
+        broker = make_broker(settings["REDIS_URL"], settings["CHANNEL_HISTORY"],
+                             settings["SUBSCRIBER_QUEUE"], settings["FANOUT_FLUSH_MS"])
+        return cls(
+            metrics=metrics,
+            lifetimes=Lifetimes(settings["STREAM_MAX_AGE_SECONDS"]),
+            upstream=_upstream(settings, metrics.registry),
+            logtails=LogTails(LogDirectory(settings["LOG_DIR"]), registry=metrics.registry),
+            broker=broker,
+            channels=Channels(broker),
+            tasks=Tasks(broker, settings["TASK_LEASE_SECONDS"]),
+            slots=StreamSlots(settings["MAX_STREAMS"], settings["MAX_STREAMS_PER_CLIENT"]),
+            cors=CorsPolicy(settings["ALLOWED_ORIGINS"]),
+        )
+
+    def init_app(self, app: Flask) -> None:
+        app.extensions[EXTENSION] = self
+
+
+def services(app: Flask | None = None) -> Services:
+    """The services of `app`, by default the current app's."""
+    return (app or current_app).extensions[EXTENSION]
+
+
+def _upstream(settings: Mapping[str, Any], registry: CollectorRegistry) -> Upstream:
+    """The proxy's upstream client, from the UPSTREAM_* and PROXY_API_KEYS settings."""
+    return Upstream(base_url=settings["UPSTREAM_BASE_URL"], api_key=settings["UPSTREAM_API_KEY"],
+                    client_keys=settings["PROXY_API_KEYS"],
+                    timeout=(settings["UPSTREAM_CONNECT_TIMEOUT"],
+                             settings["UPSTREAM_READ_TIMEOUT"]),
+                    pool_size=settings["UPSTREAM_POOL_SIZE"], registry=registry)
