@@ -59,8 +59,8 @@ preload_app = False
 limit_request_line = 8190
 accesslog = "-"
 # The access log never shows keys, tokens or credentials, and costs less than gunicorn's own
-# (access_log.py).
-logger_class = "access_log.AccessLogger"
+# (serving/access_log.py).
+logger_class = "serving.access_log.AccessLogger"
 errorlog = "-"
 loglevel = _server["LOG_LEVEL"]
 # Only these peers (nginx) may set X-Forwarded-Proto here, and the app believes their

@@ -21,7 +21,7 @@ def test_settings_suit_long_lived_streams():
     assert settings["max_requests"] == 0
     assert settings["preload_app"] is False
     assert settings["bind"] == "127.0.0.1:8000"
-    assert settings["logger_class"] == "access_log.AccessLogger"
+    assert settings["logger_class"] == "serving.access_log.AccessLogger"
 
 
 def test_the_running_worker_is_patched(server):

@@ -119,14 +119,20 @@ def test_the_proxy_does_not_depend_on_the_mock(module):
     assert not wrong, f"{module} imports {wrong}, directly or through another llm module"
 
 
-def test_the_testbed_imports_nothing_of_the_app_and_bench_nothing_of_the_tests():
-    """Real servers on loopback (testbed/) serve the tests and the benchmarks alike."""
-    app = {"app", "wsgi", "config", "access_log", "services", "blueprints", CORE, POLICY,
-           *FEATURES}
-    for package, forbidden in (("testbed", {*app, "tests", "bench"}), ("bench", {"tests"})):
-        for path in _files(package):
-            wrong = _top_levels(path) & forbidden
-            assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
+THE_APP = {"app", "wsgi", "config", "services", "blueprints", CORE, POLICY, *FEATURES}
+
+
+@pytest.mark.parametrize(("package", "forbidden"), [
+    # Real servers on loopback serve the tests and the benchmarks alike.
+    ("testbed", {*THE_APP, "tests", "bench"}),
+    ("bench", {"tests"}),
+    # Loaded by the gunicorn master before any worker is forked and patched.
+    ("serving", {*THE_APP - {"serving"}, "flask", "werkzeug", "tests", "testbed"}),
+])
+def test_a_package_imports_nothing_it_must_not(package, forbidden):
+    for path in _files(package):
+        wrong = _top_levels(path) & forbidden
+        assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
 
 
 SHARED_BY_BLUEPRINTS = {

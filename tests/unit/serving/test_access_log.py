@@ -13,7 +13,7 @@ import pytest
 from gunicorn.config import Config
 from gunicorn.glogging import Logger, SafeAtoms
 
-from access_log import REDACTED, AccessLogger, is_secret_name, redact_atoms, redact_query
+from serving.access_log import REDACTED, AccessLogger, is_secret_name, redact_atoms, redact_query
 
 
 @pytest.fixture

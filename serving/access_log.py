@@ -1,5 +1,5 @@
 """gunicorn's access log, without secrets and for less CPU: `logger_class =
-"access_log.AccessLogger"`.
+"serving.access_log.AccessLogger"`.
 
 For every request gunicorn's `Logger.access` builds a dict of every request header, response
 header and environ variable (`atoms`), copies it while escaping quotes, and sends it through
