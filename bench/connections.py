@@ -1,4 +1,4 @@
-"""Issue 8's scenarios: what a new connection costs the server, layer by layer, and a burst on
+"""What a new connection costs the server, layer by layer, and a burst on
 two workers.
 
 - Layers (`layers.py`): N short SSE streams one after another (`loadgen generations

@@ -1,4 +1,4 @@
-"""Issue 9's fan-out: 1,000 subscribers of one channel, a publisher at 100 events/s for 10 s.
+"""Fan-out: 1,000 subscribers of one channel, a publisher at 100 events/s for 10 s.
 
 The subscribers are the C load client (`loadgen fanout`), which stamps each event's arrival
 against the publisher's `"t"` (its `time.time()`); the publisher is this process, posting over

@@ -2,7 +2,7 @@
 
 - `rss_vs_streams.png`: the worker's RSS against open idle SSE streams (`sse.json`).
 - `first_token_burst.png`: the distribution of first-token latency in the 500-stream bursts
-  (`burst_sse_*.csv`, `burst_ws_*.csv`), with issue 8's Go and sse-starlette figures as
+  (`burst_sse_*.csv`, `burst_ws_*.csv`), with the Go and sse-starlette reference figures as
   reference lines: they were measured on another machine and are marked so.
 - `connection_cpu.png`: server CPU per new connection, layer by layer (`connections.json`).
 
@@ -22,11 +22,11 @@ matplotlib.use("Agg")  # files only: no display on a server or in CI
 
 import matplotlib.pyplot as plt
 
-# Issue 8's side-by-side figures (500 x 100 x 20 ms, one worker, a compiled load client), not
+# Reference figures of the best peers (500 x 100 x 20 ms, one worker, a compiled load client), not
 # measured here: drawn as dashed reference lines at their p50 and p99.
 REFERENCES = {
-    "sse": {"Go net/http (issue 8)": (60, 74), "sse-starlette (issue 8)": (1191, 1516)},
-    "ws": {"Go gorilla (issue 8)": (24, 28)},
+    "sse": {"Go net/http (reference)": (60, 74), "sse-starlette (reference)": (1191, 1516)},
+    "ws": {"Go gorilla (reference)": (24, 28)},
 }
 COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 

@@ -1,4 +1,4 @@
-"""Issue 4's scenarios: the proxy beside going straight to the upstream and a naive proxy."""
+"""The proxy's scenarios: the proxy beside going straight to the upstream and a naive proxy."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ from bench.harness import (
     serving,
 )
 
-# Long streams, as the issue measures: a stream of 10,000 tokens must not cost more while idle.
+# Long streams, as real chats are: a stream of 10,000 tokens must not cost more while idle.
 IDLE = "/sse/chat?prompt=idle&tokens=10000&delay_ms=10000"
 FAST = "/sse/chat?prompt=fast&tokens=10000&delay_ms=0"
 GAUGE = 'streams_active{transport="sse"}'

@@ -36,7 +36,7 @@ from tests.support.resuming import (
     read_in_background,
 )
 
-NOTICE_WITHIN = 2.0 + 1.5  # the 2 s, plus slack for signals and a loaded machine
+NOTICE_WITHIN = 2.0 + 1.5  # the promised 2 s, plus slack for signals and a loaded machine
 
 
 def _reload(server: LiveServer, start_server) -> None:

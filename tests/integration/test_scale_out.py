@@ -7,7 +7,7 @@ reconnects through nginx with its Last-Event-ID. It must get every event exactly
 the missed ones replayed on the new connection, and nginx's access log must show the two
 connections served by different instances.
 
-Depends on the broker issue's channels (`GET /sse/channels/<name>`, `POST /api/channels/<name>`
+Depends on the broker's channels (`GET /sse/channels/<name>`, `POST /api/channels/<name>`
 answering `202 {"id"}`, the Redis Streams backend); on a branch without them the subscription is
 a 404 and this test fails. It starts its own redis-server; CI installs it (REQUIRE_REDIS=1).
 """
