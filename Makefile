@@ -13,7 +13,7 @@ test: $(VENV)/.dev
 	node --test tests/js/*.test.js
 	$(BIN)/python -m pytest
 
-# The browser tests, saving a screenshot of every page for the README.
+# The browser tests, saving a screenshot of every page for the README and docs/.
 screenshots: $(VENV)/.dev
 	SCREENSHOT_DIR=docs/screenshots $(BIN)/python -m pytest -q tests/integration/test_pages.py tests/integration/test_pages_fanout.py
 

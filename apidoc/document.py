@@ -69,7 +69,7 @@ def _chat_paths() -> dict:
 
 def _websocket(summary: str) -> dict:
     return {"get": {
-        "summary": summary + " (a WebSocket handshake; messages are in the README).",
+        "summary": summary + " (a WebSocket handshake; messages are in docs/api.md).",
         "responses": {"101": {"description": "Switching to the WebSocket protocol."},
                       **errors(400, 403, *STREAM_REFUSALS)}}}
 

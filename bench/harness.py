@@ -24,8 +24,8 @@ PACED_DELAY_MS = 20
 
 @dataclass(frozen=True)
 class Size:
-    """How big a run is: `full` for the README's figures, `quick` to look, `smoke` for CI (every
-    scenario at a tiny size: the harness keeps working, the figures mean nothing)."""
+    """How big a run is: `full` for bench/README.md's figures, `quick` to look, `smoke` for CI
+    (every scenario at a tiny size: the harness keeps working, the figures mean nothing)."""
 
     name: str
 

@@ -7,7 +7,7 @@ cannot see half of it.
 
 With a `flush_delay` (seconds), events are held and handed over together, once per delay, as
 one list per topic: each subscriber is woken once and writes one chunk for all of them. That
-trades latency (up to the delay) for CPU: see the README's Fan-out benchmark. A subscription
+trades latency (up to the delay) for CPU: see bench/README.md's fan-out figures. A subscription
 that joins meanwhile may find a held event in the history too; it drops it by id, as it drops
 any live event it already read (`subscription.py`).
 """

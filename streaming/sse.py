@@ -49,8 +49,8 @@ __all__ = ["HEARTBEAT", "ParsedEvent", "SSEParser", "ServerSentEvent", "data_fie
 # gunicorn skips empty writes in chunked responses (http/wsgi.py, Response.write), so a
 # heartbeat must not be empty. It is a comment line with no blank line after it: the next event
 # simply follows it. A blank line would add nothing for a spec parser, but httpx-sse dispatches
-# an empty event at a blank line once any id was seen (reported to httpx-sse upstream as florimondmanca/httpx-sse#35): a phantom token
-# between every two tokens of a slow stream.
+# an empty event at a blank line once any id was seen (florimondmanca/httpx-sse#35): a phantom
+# token between every two tokens of a slow stream.
 HEARTBEAT = b": ping\n"
 
 

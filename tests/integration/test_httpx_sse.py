@@ -1,9 +1,9 @@
 """Our SSE streams as httpx-sse reads them, against the real server.
 
 httpx-sse (the SSE client of the httpx world, used by the MCP Python SDK) yields an event for
-any block holding a field, data or not, and (florimondmanca/httpx-sse#35) for a comment block once an id was
-seen. The tokens it yields must be exactly the demo model's: no phantom empty event from
-`retry`, a heartbeat or anything else, on fresh and resumed streams alike.
+any block holding a field, data or not, and (florimondmanca/httpx-sse#35) for a comment block
+once an id was seen. The tokens it yields must be exactly the demo model's: no phantom empty
+event from `retry`, a heartbeat or anything else, on fresh and resumed streams alike.
 """
 
 from __future__ import annotations

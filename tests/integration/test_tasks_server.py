@@ -148,7 +148,8 @@ def test_a_task_whose_worker_died_is_failed_within_its_lease(pair):
         os.kill(worker, signal.SIGKILL)
         killed_at = time.monotonic()
         rest = [event for _, event in events]
-    # Lease 1.5 s, checked every 0.5 s while quiet: well within the 60 s a lost worker may take to be noticed.
+    # Lease 1.5 s, checked every 0.5 s while quiet: well within the 60 s a lost worker may take
+    # to be noticed.
     assert time.monotonic() - killed_at < 10
     assert rest[-1].type == "failed"
     assert json.loads(rest[-1].data) == {"message": "the worker running the task stopped"}

@@ -1,4 +1,5 @@
-"""Jobs a real RQ worker runs in the tests, reporting through TaskReporter as the README shows."""
+"""Jobs a real RQ worker runs in the tests, reporting through TaskReporter as
+docs/channels-and-tasks.md shows."""
 
 from __future__ import annotations
 
