@@ -34,6 +34,7 @@ Installed in each worker by tests/support/gunicorn_monitored.conf.py.
 
 from __future__ import annotations
 
+import platform
 import sys
 import time
 from pathlib import Path
@@ -42,7 +43,8 @@ from typing import NamedTuple
 
 from gevent.events import PeriodicMonitorThreadStartedEvent, subscribers
 
-_FUTEX = "202"  # x86-64's futex system call, as /proc/<tid>/syscall numbers it
+# The futex system call's number, as /proc/<tid>/syscall shows it, per architecture.
+_FUTEX = {"x86_64": "202", "aarch64": "98"}.get(platform.machine(), "202")
 
 
 class Sample(NamedTuple):
