@@ -146,9 +146,12 @@ def post_worker_init(worker):
     gc.freeze()
     # Whatever stops this worker (SIGTERM, a reload, max_requests) clears `worker.alive`: then
     # every open stream ends, staggered, with a restart notice. Not an app of ours: nothing to do.
-    lifetimes = getattr(worker.wsgi, "extensions", {}).get("lifetimes")
-    if lifetimes is not None:
-        lifetimes.follow(lambda: worker.alive, worker.cfg.graceful_timeout)
+    # Imported here, in the worker once the app is loaded: the master never imports the app.
+    from services import services_of
+
+    ours = services_of(worker.wsgi)
+    if ours is not None:
+        ours.lifetimes.follow(lambda: worker.alive, worker.cfg.graceful_timeout)
 
 
 def child_exit(server, worker):

@@ -75,6 +75,12 @@ def services(app: Flask | None = None) -> Services:
     return (app or current_app).extensions[EXTENSION]
 
 
+def services_of(wsgi_app: object) -> Services | None:
+    """The services of a WSGI app `create_app` built; None for any other app (a gunicorn hook
+    may serve a bare WSGI app, as the benchmarks' layers do)."""
+    return getattr(wsgi_app, "extensions", {}).get(EXTENSION)
+
+
 def _upstream(settings: Mapping[str, Any], registry: CollectorRegistry) -> Upstream:
     """The proxy's upstream client, from the UPSTREAM_* and PROXY_API_KEYS settings."""
     return Upstream(base_url=settings["UPSTREAM_BASE_URL"], api_key=settings["UPSTREAM_API_KEY"],

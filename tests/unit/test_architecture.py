@@ -11,6 +11,7 @@ Every `.py` file under each package is checked, however deep.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -181,8 +182,10 @@ def test_resolves_relative_imports():
 def test_services_are_looked_up_through_their_accessor_only():
     """`services()` is typed; a string key of `app.extensions` fails only on a request."""
     allowed = {ROOT / "services.py", ROOT / "broker" / "auto.py"}
-    packages = ["blueprints", "bench", *FEATURES]
-    files = [ROOT / "app.py", *(path for package in packages for path in _files(package))]
+    packages = ["blueprints", "bench", "serving", "tests", *FEATURES]
+    files = [ROOT / "app.py", ROOT / "gunicorn.conf.py",
+             *(path for package in packages for path in _files(package))]
+    lookup = re.compile(r"""extensions["']?\s*(\[|\.get\(|,)""")  # [key], .get(key), getattr
     for path in files:
-        if path not in allowed:
-            assert "extensions[" not in path.read_text(), path.relative_to(ROOT)
+        if path not in allowed and path != Path(__file__).resolve():
+            assert not lookup.search(path.read_text()), path.relative_to(ROOT)
