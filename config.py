@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,12 +19,16 @@ class ConfigError(ValueError):
     """A setting holds a value that cannot be used; the message names the key and the value."""
 
 
+# ASCII only: int() and float() also take full-width digits, underscores and surrounding spaces.
+_INTEGER = re.compile(r"-?[0-9]+")
+_NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+
+
 def _int(minimum: int) -> Callable[[str, str], int]:
     def parse(key: str, raw: str) -> int:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ConfigError(f"{key} must be an integer, got {raw!r}") from None
+        if not _INTEGER.fullmatch(raw):
+            raise ConfigError(f"{key} must be an integer (ASCII digits), got {raw!r}")
+        value = int(raw)
         if value < minimum:
             raise ConfigError(f"{key} must be >= {minimum}, got {raw!r}")
         return value
@@ -32,11 +37,10 @@ def _int(minimum: int) -> Callable[[str, str], int]:
 
 
 def _seconds(key: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{key} must be a number of seconds, got {raw!r}") from None
-    if not value > 0:
+    if not _NUMBER.fullmatch(raw):
+        raise ConfigError(f"{key} must be a number of seconds (ASCII digits), got {raw!r}")
+    value = float(raw)
+    if not value > 0 or value == float("inf"):
         raise ConfigError(f"{key} must be > 0, got {raw!r}")
     return value
 

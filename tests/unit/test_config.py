@@ -68,3 +68,20 @@ def test_reuse_port_is_a_flag(raw, value):
 def test_a_bad_flag_names_key_and_value():
     with pytest.raises(config.ConfigError, match=r"REUSE_PORT.*'maybe'"):
         config.server_settings({"REUSE_PORT": "maybe"})
+
+
+@pytest.mark.parametrize("raw", ["３", "1_000", " 5", "5 ", "+5", "0x10", ""])
+def test_integers_are_ascii_digits_only(raw):
+    with pytest.raises(config.ConfigError, match="SSE_RETRY_MS"):
+        config._int(0)("SSE_RETRY_MS", raw)
+
+
+@pytest.mark.parametrize("raw", ["３", "1_0", " 5", "inf", "nan", "1e999", "."])
+def test_seconds_are_ascii_numbers_only(raw):
+    with pytest.raises(config.ConfigError, match="HEARTBEAT_SECONDS"):
+        config.load({"HEARTBEAT_SECONDS": raw})
+
+
+@pytest.mark.parametrize(("raw", "value"), [("5", 5), (".5", 0.5), ("2.", 2), ("1e1", 10)])
+def test_seconds_take_plain_decimals(raw, value):
+    assert config.load({"HEARTBEAT_SECONDS": raw})["HEARTBEAT_SECONDS"] == value
