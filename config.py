@@ -138,6 +138,8 @@ APP_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "FANOUT_FLUSH_MS": (_optional(_int(0)), ""),
     "PUBLISH_TOKEN": (_text, ""),
     "TASK_LEASE_SECONDS": (_seconds, "30"),
+    # Empty: one process, its own registry. gunicorn.conf.py sets one for the workers.
+    "PROMETHEUS_MULTIPROC_DIR": (_text, ""),
 }
 
 SERVER_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
