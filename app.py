@@ -41,7 +41,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config["FORWARDED_ALLOW_IPS"] = server["FORWARDED_ALLOW_IPS"]
     app.config["WEB_CONCURRENCY"] = server["WEB_CONCURRENCY"]
     if test_config:
-        app.config.from_mapping(test_config)
+        app.config.from_mapping(config.override(app.config, test_config))
     # gunicorn never sets REMOTE_ADDR from X-Forwarded-For: the client behind nginx is found here.
     app.wsgi_app = TrustedProxies(app.wsgi_app, app.config["FORWARDED_ALLOW_IPS"])
     # flask-sock builds every WebSocket server with these: the inline reader ws_session needs.

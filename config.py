@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,12 +19,16 @@ class ConfigError(ValueError):
     """A setting holds a value that cannot be used; the message names the key and the value."""
 
 
+# ASCII only: int() and float() also take full-width digits, underscores and surrounding spaces.
+_INTEGER = re.compile(r"-?[0-9]+")
+_NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+
+
 def _int(minimum: int) -> Callable[[str, str], int]:
     def parse(key: str, raw: str) -> int:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ConfigError(f"{key} must be an integer, got {raw!r}") from None
+        if not _INTEGER.fullmatch(raw):
+            raise ConfigError(f"{key} must be an integer (ASCII digits), got {raw!r}")
+        value = int(raw)
         if value < minimum:
             raise ConfigError(f"{key} must be >= {minimum}, got {raw!r}")
         return value
@@ -32,11 +37,10 @@ def _int(minimum: int) -> Callable[[str, str], int]:
 
 
 def _seconds(key: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{key} must be a number of seconds, got {raw!r}") from None
-    if not value > 0:
+    if not _NUMBER.fullmatch(raw):
+        raise ConfigError(f"{key} must be a number of seconds (ASCII digits), got {raw!r}")
+    value = float(raw)
+    if not value > 0 or value == float("inf"):
         raise ConfigError(f"{key} must be > 0, got {raw!r}")
     return value
 
@@ -84,6 +88,19 @@ def _origins(key: str, raw: str) -> tuple[str, ...]:
     return origins
 
 
+def _base_url(key: str, raw: str) -> str:
+    """An http(s) URL with a host; empty means this server's own mock."""
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        parts = None
+    if raw and (parts is None or parts.scheme.lower() not in ("http", "https")
+                or not parts.hostname):
+        raise ConfigError(f"{key} must be an http:// or https:// URL, got {raw!r}")
+    return raw
+
+
 def _networks(key: str, raw: str) -> tuple[str, ...]:
     entries = _csv(key, raw)
     for entry in entries:
@@ -102,7 +119,7 @@ APP_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "SSE_RETRY_MS": (_int(0), "3000"),
     "WS_PING_SECONDS": (_seconds, "25"),
     "ALLOWED_ORIGINS": (_origins, ""),
-    "UPSTREAM_BASE_URL": (_text, ""),
+    "UPSTREAM_BASE_URL": (_base_url, ""),
     "UPSTREAM_API_KEY": (_text, ""),
     "PROXY_API_KEYS": (_csv, ""),
     "UPSTREAM_CONNECT_TIMEOUT": (_seconds, "5"),
@@ -121,6 +138,8 @@ APP_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "FANOUT_FLUSH_MS": (_optional(_int(0)), ""),
     "PUBLISH_TOKEN": (_text, ""),
     "TASK_LEASE_SECONDS": (_seconds, "30"),
+    # Empty: one process, its own registry. gunicorn.conf.py sets one for the workers.
+    "PROMETHEUS_MULTIPROC_DIR": (_text, ""),
 }
 
 SERVER_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
@@ -146,6 +165,24 @@ def _read(table: Mapping[str, tuple[Callable[[str, str], Any], str]],
 def load(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """The application's settings, parsed; raises ConfigError naming a bad key and value."""
     return _read(APP_SETTINGS, environ)
+
+
+def override(settings: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`settings` updated with `overrides` (what tests give create_app).
+
+    A str value of a known setting goes through that setting's parser, exactly as if the
+    environment held it, so a bad one raises ConfigError. Any other value (an int, float, tuple,
+    bool or None a test gives) is taken as already parsed and passed through unchecked, as are
+    keys this module does not know (TESTING, SOCK_SERVER_OPTIONS, ...).
+    """
+    merged = dict(settings)
+    for key, value in overrides.items():
+        known = APP_SETTINGS.get(key) or SERVER_SETTINGS.get(key)
+        if known and isinstance(value, str):
+            parse, default = known
+            value = parse(key, value or default)
+        merged[key] = value
+    return merged
 
 
 def server_settings(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:

@@ -77,9 +77,12 @@ if _hard == resource.RLIM_INFINITY or _soft < _hard:
 
 # prometheus_client's multiprocess mode, so /metrics covers every worker: a fresh directory per
 # server unless one is given, set before the workers (which inherit the environment) start.
-_own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+# prometheus_client reads the variable itself in the workers; the app reads it through config.
+_metrics_dir = load()["PROMETHEUS_MULTIPROC_DIR"]
+_own_metrics_dir = not _metrics_dir
 if _own_metrics_dir:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="stream-metrics-", dir=_SHM)
+    _metrics_dir = tempfile.mkdtemp(prefix="stream-metrics-", dir=_SHM)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
 
 def on_starting(server):
@@ -87,10 +90,9 @@ def on_starting(server):
     warning = broker_warning(server.cfg.workers, load()["REDIS_URL"])
     if warning:
         server.log.warning(warning)
-    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
-    os.makedirs(directory, exist_ok=True)
-    for name in os.listdir(directory):  # values left by an earlier run are not ours
-        os.remove(os.path.join(directory, name))
+    os.makedirs(_metrics_dir, exist_ok=True)
+    for name in os.listdir(_metrics_dir):  # values left by an earlier run are not ours
+        os.remove(os.path.join(_metrics_dir, name))
     _access_log_to_file(os.path.join(load()["LOG_DIR"], "access.log"))
 
 
@@ -163,4 +165,4 @@ def child_exit(server, worker):
 
 def on_exit(server):
     if _own_metrics_dir:
-        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

@@ -51,7 +51,7 @@ class Services:
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> Services:
-        metrics = Metrics(TRANSPORTS)
+        metrics = Metrics(TRANSPORTS, settings["PROMETHEUS_MULTIPROC_DIR"])
         broker = make_broker(settings["REDIS_URL"], settings["CHANNEL_HISTORY"],
                              settings["SUBSCRIBER_QUEUE"], settings["FANOUT_FLUSH_MS"])
         return cls(

@@ -23,7 +23,7 @@ from .responses import encoded_sse_response
 bp = Blueprint("channels", __name__, cli_group=None)
 
 # Room for the event name and the JSON around the data; a larger body is refused unread.
-MAX_BODY_BYTES = 2 * MAX_DATA_BYTES
+PUBLISH_BODY_LIMIT = 2 * MAX_DATA_BYTES
 
 
 def _channels() -> Channels:
@@ -39,12 +39,12 @@ def subscribe(name: str):
 @bp.post("/api/channels/<name>")
 def publish(name: str):
     _authorize()
-    request.max_content_length = MAX_BODY_BYTES
+    request.max_content_length = PUBLISH_BODY_LIMIT
     try:
         body = json_object()
     except RequestEntityTooLarge:
         raise ApiError(413, "payload_too_large",
-                       f"the request body is limited to {MAX_BODY_BYTES} bytes") from None
+                       f"the request body is limited to {PUBLISH_BODY_LIMIT} bytes") from None
     if "data" not in body:
         raise InvalidParameter("data", "data is required (any JSON value)")
     try:

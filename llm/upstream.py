@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterable, Mapping
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import gevent
 import requests
@@ -114,12 +114,9 @@ class Upstream:
     def __init__(self, *, base_url: str, api_key: str, client_keys: Iterable[str],
                  timeout: tuple[float, float], pool_size: int,
                  registry: CollectorRegistry) -> None:
-        """`base_url` empty means this server's mock; `client_keys` are PROXY_API_KEYS;
-        `timeout` is (connect, read) in seconds, as requests takes it."""
+        """`base_url` (checked by config.py) empty means this server's mock; `client_keys` are
+        PROXY_API_KEYS; `timeout` is (connect, read) in seconds, as requests takes it."""
         self.base_url = base_url.rstrip("/")
-        if self.base_url and urlsplit(self.base_url).scheme not in ("http", "https"):
-            raise ValueError(f"UPSTREAM_BASE_URL must be an http:// or https:// URL, "
-                             f"got {base_url!r}")
         self.api_key = api_key
         self._client_keys = [_digest(key) for key in client_keys]
         self.timeout = timeout

@@ -8,7 +8,6 @@ counting once gunicorn's `child_exit` hook marks it dead.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable
 from typing import Protocol
@@ -119,7 +118,10 @@ class Metrics:
     milliseconds; this worker's own `/metrics` writes them first.
     """
 
-    def __init__(self, transports: Iterable[str] = ()) -> None:
+    def __init__(self, transports: Iterable[str] = (), multiprocess_dir: str = "") -> None:
+        """`multiprocess_dir` is PROMETHEUS_MULTIPROC_DIR: where every worker's values are read
+        from for `/metrics`; empty means this process's registry alone."""
+        self.multiprocess_dir = multiprocess_dir
         self.registry = CollectorRegistry()
         reg = self.registry
         self.streams_active = Gauge("streams_active", "Streams open now.", ["transport"],
@@ -178,9 +180,9 @@ class Metrics:
     def exposition(self) -> tuple[bytes, str]:
         """The text `/metrics` serves, with its content type: every worker's figures."""
         self.write_pending()
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        if self.multiprocess_dir:
             registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
+            multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)
         else:
             registry = self.registry
         return generate_latest(registry), CONTENT_TYPE_LATEST

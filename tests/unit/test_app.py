@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from app import create_app
 from broker import current_broker
+from config import ConfigError
 from services import services
 from streaming.websocket import InlineReader, server_options
 
@@ -39,3 +42,17 @@ def test_each_app_has_its_own_services():
     first, second = create_app({"TESTING": True}), create_app({"TESTING": True})
     assert services(first).metrics is not services(second).metrics
     assert services(first).channels.broker is services(first).broker
+
+
+def test_string_overrides_are_parsed_as_the_environment_would_be():
+    app = create_app({"TESTING": True, "HEARTBEAT_SECONDS": "0.5", "MAX_STREAMS": ""})
+    assert app.config["HEARTBEAT_SECONDS"] == 0.5
+    assert app.config["MAX_STREAMS"] is None
+    with pytest.raises(ConfigError, match="HEARTBEAT_SECONDS"):
+        create_app({"HEARTBEAT_SECONDS": "x"})
+
+
+def test_typed_overrides_are_taken_as_parsed():
+    app = create_app({"TESTING": True, "HEARTBEAT_SECONDS": 0.01, "SSE_RETRY_MS": 5})
+    assert app.config["HEARTBEAT_SECONDS"] == 0.01
+    assert app.config["SSE_RETRY_MS"] == 5

@@ -68,3 +68,48 @@ def test_reuse_port_is_a_flag(raw, value):
 def test_a_bad_flag_names_key_and_value():
     with pytest.raises(config.ConfigError, match=r"REUSE_PORT.*'maybe'"):
         config.server_settings({"REUSE_PORT": "maybe"})
+
+
+@pytest.mark.parametrize("raw", ["\uff13", "1_000", " 5", "5 ", "+5", "0x10", ""])
+def test_integers_are_ascii_digits_only(raw):
+    with pytest.raises(config.ConfigError, match="SSE_RETRY_MS"):
+        config._int(0)("SSE_RETRY_MS", raw)
+
+
+@pytest.mark.parametrize("raw", ["\uff13", "1_0", " 5", "inf", "nan", "1e999", "."])
+def test_seconds_are_ascii_numbers_only(raw):
+    with pytest.raises(config.ConfigError, match="HEARTBEAT_SECONDS"):
+        config.load({"HEARTBEAT_SECONDS": raw})
+
+
+@pytest.mark.parametrize(("raw", "value"), [("5", 5), (".5", 0.5), ("2.", 2), ("1e1", 10)])
+def test_seconds_take_plain_decimals(raw, value):
+    assert config.load({"HEARTBEAT_SECONDS": raw})["HEARTBEAT_SECONDS"] == value
+
+
+@pytest.mark.parametrize("raw", ["ftp://example", "example.com", "http://", "http://h:port"])
+def test_upstream_base_url_must_be_http(raw):
+    with pytest.raises(config.ConfigError, match="UPSTREAM_BASE_URL") as caught:
+        config.load({"UPSTREAM_BASE_URL": raw})
+    assert repr(raw) in str(caught.value)
+
+
+@pytest.mark.parametrize("raw", ["", "http://u/v1", "HTTPS://u:8443/v1/"])
+def test_upstream_base_url_may_be_empty_or_http(raw):
+    assert config.load({"UPSTREAM_BASE_URL": raw})["UPSTREAM_BASE_URL"] == raw
+
+
+def test_override_parses_strings_of_known_settings():
+    settings = config.override(config.load({}), {"HEARTBEAT_SECONDS": "0.5", "PORT": "81"})
+    assert settings["HEARTBEAT_SECONDS"] == 0.5
+    assert settings["PORT"] == 81
+    with pytest.raises(config.ConfigError, match="HEARTBEAT_SECONDS"):
+        config.override({}, {"HEARTBEAT_SECONDS": "x"})
+
+
+def test_override_passes_typed_values_and_unknown_keys_through():
+    options = {"ping_interval": None}
+    settings = config.override({}, {"HEARTBEAT_SECONDS": 0.01, "ALLOWED_ORIGINS": ("http://a",),
+                                    "TESTING": True, "SOCK_SERVER_OPTIONS": options})
+    assert settings == {"HEARTBEAT_SECONDS": 0.01, "ALLOWED_ORIGINS": ("http://a",),
+                        "TESTING": True, "SOCK_SERVER_OPTIONS": options}

@@ -26,8 +26,8 @@ def test_a_turns_starts_and_ends_are_written_when_it_ends():
 
 
 def test_exposition_writes_what_is_pending_first(monkeypatch):
-    # This process's own registry: another test may have left gunicorn.conf.py's directory.
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    # The environment's directory (another test may have left gunicorn.conf.py's) is not read.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "/nonexistent")
     metrics = Metrics()
     metrics.started("ws")
     body, _ = metrics.exposition()
@@ -49,6 +49,16 @@ def multiprocess_writes(tmp_path, monkeypatch):
     monkeypatch.setattr(value_class, "inc", counting_inc)
     monkeypatch.setattr("prometheus_client.metrics.values.ValueClass", value_class)
     return writes
+
+
+def test_exposition_reads_every_worker_from_the_multiprocess_dir(multiprocess_writes, tmp_path):
+    metrics = Metrics(multiprocess_dir=str(tmp_path))
+    metrics.started("sse")
+    other_worker = Metrics(multiprocess_dir=str(tmp_path))
+    other_worker.started("sse")
+    gevent.sleep(0)
+    body, _ = metrics.exposition()
+    assert b'streams_active{transport="sse"} 2.0' in body
 
 
 def test_a_burst_of_starts_is_one_write(multiprocess_writes):
