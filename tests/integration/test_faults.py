@@ -238,8 +238,7 @@ def _wave(server: LiveServer) -> None:
 def test_waves_of_clients_that_read_a_little_and_drop_leave_nothing_behind(start_server):
     server = start_server()
     _wave(server)  # warm-up: the heap grows once to hold 300 connections, and stays grown
-    wait_until(lambda: WorkerState.of(server).streams == 0, 30, interval=0.2)
-    baseline = WorkerState.of(server)
+    baseline = WorkerState.settled(server)
     for _ in range(WAVES):
         cut_before = _disconnects(server)
         _wave(server)

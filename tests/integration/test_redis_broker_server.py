@@ -167,7 +167,7 @@ def test_redis_stopped_and_restarted_mid_stream(start_server, private_redis):
     with subscribe(server.url, path) as stream:  # warm up: the worker's Redis connections open
         publish(server.url, channel, "warm-up")
         take(stream.events(), 1)
-    baseline = WorkerState.of(server)
+    baseline = WorkerState.settled(server)
     with subscribe(server.url, path) as stream:
         events = stream.events()
         ids = [publish(server.url, channel, i) for i in range(3)]

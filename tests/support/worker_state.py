@@ -36,6 +36,13 @@ class WorkerState:
         streams = sum(metric(server.url, "streams_active", transport=t) for t in TRANSPORTS)
         return cls(streams, fds, rss_kb)
 
+    @classmethod
+    def settled(cls, server: LiveServer, timeout: float = 30) -> WorkerState:
+        """The state once the worker holds no stream: a client that just closed one is noticed
+        by the server a moment later, and a baseline taken before that counts it."""
+        wait_until(lambda: cls.of(server).streams == 0, timeout, interval=0.2)
+        return cls.of(server)
+
 
 def assert_served_normally(server: LiveServer) -> None:
     """A short stream, start to end, every token right."""
