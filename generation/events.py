@@ -9,8 +9,13 @@ from streaming.failure import Failure
 
 @dataclass(frozen=True, slots=True)
 class Start:
+    """`backend` and `generation` are None for the demo model's direct streams, whose bytes
+    predate them."""
+
     model: str
     tokens: int
+    backend: str | None = None
+    generation: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,9 +26,12 @@ class Token:
 
 @dataclass(frozen=True, slots=True)
 class End:
+    """`usage` is the upstream's (`prompt_tokens`, `completion_tokens`, `total_tokens`), when
+    it reported it."""
+
     finish_reason: str
     tokens: int
-
+    usage: dict | None = None
 
 
 GenerationEvent = Start | Token | End | Failure

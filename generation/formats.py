@@ -30,9 +30,15 @@ def message(item: GenerationEvent) -> dict:
     if type(item) is Token:
         return {"type": "token", "index": item.index, "text": item.text}
     if type(item) is Start:
-        return {"type": "start", "model": item.model, "tokens": item.tokens}
+        start = {"type": "start", "model": item.model, "tokens": item.tokens}
+        if item.backend is not None:
+            start.update(backend=item.backend, generation=item.generation)
+        return start
     if type(item) is End:
-        return {"type": "end", "finish_reason": item.finish_reason, "tokens": item.tokens}
+        end = {"type": "end", "finish_reason": item.finish_reason, "tokens": item.tokens}
+        if item.usage is not None:
+            end["usage"] = item.usage
+        return end
     return {"type": "error", "error": {"type": item.type, "message": item.message}}
 
 
