@@ -13,6 +13,7 @@ import config
 from blueprints import (
     channels,
     chat,
+    generations,
     guards,
     logs,
     mock_openai,
@@ -50,7 +51,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     _register_errors(app)
     guards.init_app(app)
     for blueprint in (chat.bp, ops.bp, pages.bp, mock_openai.bp, proxy.bp, ws.bp, logs.bp,
-                      channels.bp, tasks.bp, openapi.bp):
+                      channels.bp, tasks.bp, generations.bp, openapi.bp):
         app.register_blueprint(blueprint)
     _compile_templates(app)
     return app

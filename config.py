@@ -45,6 +45,20 @@ def _seconds(key: str, raw: str) -> float:
     return value
 
 
+def _seconds_or_zero(key: str, raw: str) -> float:
+    """Seconds, where 0 means "not at all" (no grace: cut at once)."""
+    return 0.0 if _NUMBER.fullmatch(raw) and float(raw) == 0 else _seconds(key, raw)
+
+
+def _choice(*allowed: str) -> Callable[[str, str], str]:
+    def parse(key: str, raw: str) -> str:
+        if raw not in allowed:
+            raise ConfigError(f"{key} must be one of {', '.join(allowed)}, got {raw!r}")
+        return raw
+
+    return parse
+
+
 def _text(key: str, raw: str) -> str:
     return raw
 
@@ -126,6 +140,11 @@ APP_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "UPSTREAM_READ_TIMEOUT": (_seconds, "60"),
     "UPSTREAM_POOL_SIZE": (_int(1), "1000"),
     "PROXY_MAX_BODY": (_int(1), str(10 * 1024 * 1024)),
+    "CHAT_BACKEND": (_choice("demo", "upstream"), "demo"),
+    "CHAT_MODEL": (_text, "demo"),
+    "GENERATION_MAX_SECONDS": (_seconds, "600"),
+    "GENERATION_GRACE_SECONDS": (_seconds_or_zero, "10"),
+    "GENERATION_TTL_SECONDS": (_seconds, "3600"),
     "STREAM_MAX_AGE_SECONDS": (_optional(_seconds), ""),
     "SEND_TIMEOUT_SECONDS": (_seconds, "30"),
     "MAX_STREAMS": (_optional(_int(1)), ""),

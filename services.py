@@ -17,7 +17,11 @@ from prometheus_client import CollectorRegistry
 
 from broker import Broker, make_broker
 from channels import Channels
+from generation.backends import Backend
+from generation.demo_backend import DemoBackend
 from generation.formats import TRANSPORTS as GENERATION_TRANSPORTS
+from generation.upstream_model import UpstreamBackend
+from generations import Generations, RunLimits
 from http_policy.cors import CorsPolicy
 from llm.metrics import TRANSPORTS as PROXY_TRANSPORTS
 from llm.upstream import Upstream
@@ -46,6 +50,7 @@ class Services:
     broker: Broker
     channels: Channels
     tasks: Tasks
+    generations: Generations
     slots: StreamSlots
     cors: CorsPolicy
 
@@ -54,14 +59,16 @@ class Services:
         metrics = Metrics(TRANSPORTS, settings["PROMETHEUS_MULTIPROC_DIR"])
         broker = make_broker(settings["REDIS_URL"], settings["CHANNEL_HISTORY"],
                              settings["SUBSCRIBER_QUEUE"], settings["FANOUT_FLUSH_MS"])
+        upstream = _upstream(settings, metrics.registry)
         return cls(
             metrics=metrics,
             lifetimes=Lifetimes(settings["STREAM_MAX_AGE_SECONDS"]),
-            upstream=_upstream(settings, metrics.registry),
+            upstream=upstream,
             logtails=LogTails(LogDirectory(settings["LOG_DIR"]), registry=metrics.registry),
             broker=broker,
             channels=Channels(broker),
             tasks=Tasks(broker, settings["TASK_LEASE_SECONDS"]),
+            generations=_generations(settings, broker, upstream),
             slots=StreamSlots(settings["MAX_STREAMS"], settings["MAX_STREAMS_PER_CLIENT"]),
             cors=CorsPolicy(settings["ALLOWED_ORIGINS"]),
         )
@@ -88,3 +95,14 @@ def _upstream(settings: Mapping[str, Any], registry: CollectorRegistry) -> Upstr
                     timeout=(settings["UPSTREAM_CONNECT_TIMEOUT"],
                              settings["UPSTREAM_READ_TIMEOUT"]),
                     pool_size=settings["UPSTREAM_POOL_SIZE"], registry=registry)
+
+
+def _generations(settings: Mapping[str, Any], broker: Broker, upstream: Upstream) -> Generations:
+    """Generations answered by CHAT_BACKEND: the demo model, or the proxy's upstream."""
+    backend: Backend = DemoBackend()
+    if settings["CHAT_BACKEND"] == "upstream":
+        backend = UpstreamBackend(upstream, settings["CHAT_MODEL"])
+    limits = RunLimits(max_seconds=settings["GENERATION_MAX_SECONDS"],
+                       ttl_seconds=settings["GENERATION_TTL_SECONDS"],
+                       lease_seconds=settings["TASK_LEASE_SECONDS"])
+    return Generations(broker, backend, limits, settings["GENERATION_GRACE_SECONDS"])

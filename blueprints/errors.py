@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Response, jsonify, request
 
+from generation.backends import ModelError
 from streaming.encoding import compact_json
 from streaming.limits import SERVER, StreamLimitReached
 
@@ -16,22 +17,31 @@ class ApiError(Exception):
     """An error answered as `{"error": {"type", "message"[, "param"]}}` with `status`."""
 
     def __init__(self, status: int, type_: str, message: str, param: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, **details: object) -> None:
         super().__init__(message)
         self.status = status
         self.type = type_
         self.message = message
         self.param = param
         self.headers = headers or {}
+        self.details = details  # more members of the error object (`upstream_status`)
 
     def response(self) -> Response:
         error = {"type": self.type, "message": self.message}
         if self.param is not None:
             error["param"] = self.param
+        error.update(self.details)
         response = jsonify(error=error)
         response.status_code = self.status
         response.headers.update(self.headers)
         return response
+
+
+def model_error(error: ModelError) -> ApiError:
+    """A model's refusal before anything streamed, as our error (its Retry-After kept)."""
+    headers = {"Retry-After": error.retry_after} if error.retry_after else None
+    details = {} if error.upstream_status is None else {"upstream_status": error.upstream_status}
+    return ApiError(error.status, error.type, error.message, headers=headers, **details)
 
 
 def json_response(body: dict, status: int = 200) -> Response:

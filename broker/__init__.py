@@ -2,9 +2,10 @@
 subscriber of every worker (see README.md beside this file)."""
 
 from .auto import current_broker, environment_broker, make_broker
-from .base import Broker
-from .events import Event, EventFormat, InvalidEventId, Notice, parse_id
+from .base import AT_END, Broker
+from .events import Event, EventFormat, InvalidEventId, Notice, format_id, parse_id
 from .subscription import BrokerUnavailable, Subscription
 
-__all__ = ["Broker", "BrokerUnavailable", "Event", "EventFormat", "InvalidEventId", "Notice",
-           "Subscription", "current_broker", "environment_broker", "make_broker", "parse_id"]
+__all__ = ["AT_END", "Broker", "BrokerUnavailable", "Event", "EventFormat", "InvalidEventId",
+           "Notice", "Subscription", "current_broker", "environment_broker", "format_id",
+           "make_broker", "parse_id"]

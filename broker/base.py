@@ -15,6 +15,9 @@ from streaming.mailbox import Mailbox
 from .events import Event, Key
 from .subscription import Subscription
 
+AT_END = -1
+"""The `position` of a topic's last event (`publish_open`)."""
+
 
 class Broker(ABC):
     """Publish to and subscribe to topics. Every method may be called from any greenlet.
@@ -45,11 +48,18 @@ class Broker(ABC):
     @abstractmethod
     def publish_open(self, topic: str, event: str, data: str, *, final: bool = False,
                      unless_leased: str | None = None,
-                     retain_seconds: float | None = None) -> str | None:
+                     retain_seconds: float | None = None,
+                     position: int | None = None) -> str | None:
         """Append unless the topic already ended (or the lease `unless_leased` is held);
         returns the id, or None if nothing was appended. Atomic: of two callers racing to end
-        a topic, one wins. A `final` event ends the topic, whose history is then kept for
-        `retain_seconds` (forever if None)."""
+        a topic, one wins. A `final` event ends the topic. With `retain_seconds` the topic is
+        forgotten that long after this append (kept until then, or forever if never given).
+
+        `position` makes a topic that is kept whole and addressed by position rather than by
+        time (a generation's tokens): the id is `<position>-<n>`, n counting events at that
+        position from 0 (from 1 at position 0, as Redis counts), and nothing is trimmed.
+        `AT_END` appends at the last event's position. Positions never go back.
+        """
 
     @abstractmethod
     def latest(self, topic: str, count: int = 1) -> list[Event]:

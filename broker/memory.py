@@ -16,7 +16,7 @@ from itertools import islice
 
 from streaming.mailbox import Mailbox
 
-from .base import Broker
+from .base import AT_END, Broker
 from .events import ZERO, Event, Key, format_id, next_key
 from .fanout import FLUSH_DELAY, Fanout
 
@@ -27,7 +27,7 @@ SWEEP_SECONDS = 60.0
 class _Topic:
     __slots__ = ("ended", "events", "expires_at", "last", "max_deleted")
 
-    def __init__(self, history: int, born: Key) -> None:
+    def __init__(self, history: int | None, born: Key) -> None:
         self.events: deque[Event] = deque(maxlen=history)
         self.last: Key = ZERO
         # Ids before the broker was born are not known here, as if trimmed.
@@ -52,7 +52,7 @@ class MemoryBroker(Broker):
         self._swept_at = time.monotonic()
 
     def _topic(self, name: str) -> _Topic:
-        topic = self._topics.get(name)
+        topic = self._state(name)
         if topic is None:
             topic = self._topics[name] = _Topic(self.history, self._born)
         return topic
@@ -60,21 +60,36 @@ class MemoryBroker(Broker):
     def publish(self, topic: str, event: str, data: str) -> str:
         return self._append(self._topic(topic), topic, event, data, final=False)
 
+    def _state(self, name: str) -> _Topic | None:
+        """The topic, unless it is past its retention (forgotten, though not yet swept)."""
+        topic = self._topics.get(name)
+        if topic is not None and topic.expires_at is not None \
+                and topic.expires_at < time.monotonic():
+            del self._topics[name]
+            return None
+        return topic
+
     def publish_open(self, topic: str, event: str, data: str, *, final: bool = False,
                      unless_leased: str | None = None,
-                     retain_seconds: float | None = None) -> str | None:
-        state = self._topic(topic)
+                     retain_seconds: float | None = None,
+                     position: int | None = None) -> str | None:
+        state = self._state(topic)
+        if state is None:
+            # Positioned topics start at (0, 0): nothing before them was ever trimmed.
+            state = self._topics[topic] = _Topic(None if position is not None else self.history,
+                                                 ZERO if position is not None else self._born)
         if state.ended or (unless_leased is not None and self._leased(unless_leased)):
             return None
-        event_id = self._append(state, topic, event, data, final)
-        if final:
-            state.ended = True
-            if retain_seconds is not None:
-                state.expires_at = time.monotonic() + retain_seconds
+        key = None if position is None else _positioned(state.last, position)
+        event_id = self._append(state, topic, event, data, final, key)
+        state.ended = final
+        if retain_seconds is not None:
+            state.expires_at = time.monotonic() + retain_seconds
         return event_id
 
-    def _append(self, state: _Topic, topic: str, event: str, data: str, final: bool) -> str:
-        key = state.last = next_key(state.last)
+    def _append(self, state: _Topic, topic: str, event: str, data: str, final: bool,
+                key: Key | None = None) -> str:
+        key = state.last = key or next_key(state.last)
         if len(state.events) == state.events.maxlen:
             state.max_deleted = state.events[0].key
         item = Event(format_id(key), event, data, final)
@@ -94,20 +109,20 @@ class MemoryBroker(Broker):
         self._leases = {name: until for name, until in self._leases.items() if until > now}
 
     def latest(self, topic: str, count: int = 1) -> list[Event]:
-        state = self._topics.get(topic)
+        state = self._state(topic)
         if state is None:
             return []
         return list(islice(reversed(state.events), count))[::-1]
 
     def read_after(self, topic: str, after: Key, count: int) -> list[Event]:
-        state = self._topics.get(topic)
+        state = self._state(topic)
         if state is None:
             return []
         found = (event for event in state.events if event.key > after)
         return list(islice(found, count))
 
     def trimmed_after(self, topic: str, after: Key) -> bool:
-        state = self._topics.get(topic)
+        state = self._state(topic)
         return (state.max_deleted if state else self._born) > after
 
     def follow(self, topic: str, mailbox: Mailbox) -> None:
@@ -127,3 +142,14 @@ class MemoryBroker(Broker):
 
     def subscribers(self) -> int:
         return self._fanout.subscribers()
+
+
+def _positioned(last: Key, position: int) -> Key:
+    """The id Redis's `XADD <position>-*` would give after `last` (AT_END: at last's position)."""
+    if position == AT_END:
+        position = last[0]
+    if position < last[0]:
+        raise ValueError(f"position {position} is before the topic's last ({last[0]})")
+    if position > last[0]:
+        return (position, 0)
+    return (position, last[1] + 1)

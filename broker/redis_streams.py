@@ -31,7 +31,7 @@ from redis.retry import Retry
 
 from streaming.mailbox import Mailbox
 
-from .base import Broker
+from .base import AT_END, Broker
 from .events import Event, Key, format_id, parse_id
 from .fanout import FLUSH_DELAY
 from .redis_reader import BLOCK_MS, StreamReader, entry_event
@@ -44,23 +44,32 @@ POOL_WAIT_SECONDS = 5
 CONNECT_TIMEOUT, COMMAND_TIMEOUT = 2.0, 5.0
 
 # Appends unless the topic's last entry is final (it ended) or the lease KEYS[2] is held.
-# ARGV: maxlen, event, data, final ("1"/"0"), retain ms ("0": forever), check lease ("1"/"0").
+# ARGV: maxlen ("0": keep all), event, data, final ("1"/"0"), retain ms ("0": leave the expiry
+# as it is), check lease ("1"/"0"), id ("*", "<position>-*", or "end": the last entry's
+# position).
 PUBLISH_OPEN = """
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local position = '0'
 if last[1] then
   local fields = last[1][2]
   for i = 1, #fields, 2 do
     if fields[i] == 'f' then return false end
   end
+  position = string.match(last[1][1], '^[0-9]+')
 end
 if ARGV[6] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then return false end
-if ARGV[4] ~= '1' then
-  return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[2], 'd', ARGV[3])
+local id = ARGV[7]
+if id == 'end' then id = position .. '-*' end
+local fields = {'e', ARGV[2], 'd', ARGV[3]}
+if ARGV[4] == '1' then fields[5] = 'f'; fields[6] = '1' end
+local added
+if ARGV[1] == '0' then
+  added = redis.call('XADD', KEYS[1], id, unpack(fields))
+else
+  added = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], id, unpack(fields))
 end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
-                      'e', ARGV[2], 'd', ARGV[3], 'f', '1')
 if ARGV[5] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
-return id
+return added
 """
 
 
@@ -116,12 +125,17 @@ class RedisBroker(Broker):
 
     def publish_open(self, topic: str, event: str, data: str, *, final: bool = False,
                      unless_leased: str | None = None,
-                     retain_seconds: float | None = None) -> str | None:
+                     retain_seconds: float | None = None,
+                     position: int | None = None) -> str | None:
         key = self._key(topic)
         lease = self._lease_key(unless_leased) if unless_leased is not None else key
         retain_ms = "0" if retain_seconds is None else str(max(1, int(retain_seconds * 1000)))
-        args = [self.history, event, data, "1" if final else "0", retain_ms,
-                "1" if unless_leased is not None else "0"]
+        if position is None:
+            maxlen, entry_id = self.history, "*"
+        else:
+            maxlen, entry_id = 0, "end" if position == AT_END else f"{position}-*"
+        args = [maxlen, event, data, "1" if final else "0", retain_ms,
+                "1" if unless_leased is not None else "0", entry_id]
         with _reaching_redis():
             return self._publish_open(keys=[key, lease], args=args)
 

@@ -60,6 +60,8 @@ class Answer(Protocol):
 class Backend(Protocol):
     name: str
     """`demo` or `upstream`: what `start` reports as `backend`."""
+    model: str
+    """The model it asks for (CHAT_MODEL), what `start` reports as `model`."""
 
     def open(self, params: GenerationParams, cancellation: Cancellation,
              base_url: str) -> Answer | None:

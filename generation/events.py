@@ -34,4 +34,11 @@ class End:
     usage: dict | None = None
 
 
-GenerationEvent = Start | Token | End | Failure
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """The answer a viewer resumes is gone (expired): nothing of it can follow."""
+
+    reason: str
+
+
+GenerationEvent = Start | Token | End | Failure | Reset

@@ -19,7 +19,7 @@ from streaming.encoding import compact_json
 from streaming.failure import Failure
 from streaming.sse import ServerSentEvent, data_field
 
-from .events import End, GenerationEvent, Start, Token
+from .events import End, GenerationEvent, Reset, Start, Token
 
 TRANSPORTS = ("sse", "ndjson", "text", "ws")
 """The `transport` label of generation's streams: its three formats, and WebSocket."""
@@ -39,6 +39,8 @@ def message(item: GenerationEvent) -> dict:
         if item.usage is not None:
             end["usage"] = item.usage
         return end
+    if type(item) is Reset:
+        return {"type": "reset", "reason": item.reason}
     return {"type": "error", "error": {"type": item.type, "message": item.message}}
 
 
@@ -69,7 +71,19 @@ class SSEFormat(EncodedSSEFormat):
     reconnecting EventSource sends back as Last-Event-ID. `retry` rides in the stream's first
     event (`start`, or the first token of a resumed stream); the heartbeat and failure event
     are the core's (`streaming/encoded.py`); only the items are encoded here.
+
+    A generation's stream gives its `end` an id too (the token count), so that a viewer that
+    had the end and comes back can be told it has everything; with `generation`, every id
+    names it (`<generation>` for the start, `<generation>:<index>` after), so a reconnect to a
+    URL that starts answers (`/sse/chat`) continues that answer instead of starting another.
     """
+
+    def __init__(self, retry_ms: int, *, generation: str | None = None,
+                 end_ids: bool = False) -> None:
+        super().__init__(retry_ms)
+        self._prefix = "" if generation is None else generation + ":"
+        self._start_id = generation
+        self._end_ids = end_ids or generation is not None
 
     def chunk(self, batch: list) -> bytes:
         # One event per batch is the usual case of a paced stream: no join for it.
@@ -79,12 +93,17 @@ class SSEFormat(EncodedSSEFormat):
     def encode(self, item: GenerationEvent) -> str:
         if type(item) is Token:
             # The hot path: an int id needs no validation, so skip building an event value.
-            return f"id: {item.index}\n{data_field(item.text)}\n"
+            return f"id: {self._prefix}{item.index}\n{data_field(item.text)}\n"
         body = message(item)
         kind = body.pop("type")
         if kind == "error":
             body = body["error"]
-        return ServerSentEvent(data=compact_json(body), event=kind).text()
+        event_id = None
+        if kind == "start":
+            event_id = self._start_id
+        elif kind == "end" and self._end_ids:
+            event_id = f"{self._prefix}{item.tokens}"
+        return ServerSentEvent(data=compact_json(body), event=kind, id=event_id).text()
 
 
 class NDJSONFormat(_TextRecords):

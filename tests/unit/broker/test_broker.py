@@ -14,7 +14,7 @@ import gevent
 import pytest
 import redis
 
-from broker import BrokerUnavailable, InvalidEventId, make_broker
+from broker import AT_END, BrokerUnavailable, InvalidEventId, make_broker
 from broker.events import RESET, ZERO, Event, Notice, parse_id
 from broker.memory import MemoryBroker
 from broker.redis_reader import entry_event
@@ -92,6 +92,24 @@ def test_an_ended_topic_is_kept_for_its_retention_only(redis_url):
     ttl = redis.Redis.from_url(redis_url).ttl(f"sse:{name}")
     assert 0 < ttl <= 60
     broker.close()
+
+
+def test_a_positioned_topic_is_addressed_by_position_and_kept_whole(broker):
+    name = topic()
+    ids = [broker.publish_open(name, "e", str(p), position=p) for p in (0, 3, 3, 9)]
+    assert ids == ["0-1", "3-0", "3-1", "9-0"]
+    assert broker.publish_open(name, "end", "x", position=AT_END, final=True) == "9-1"
+    assert len(broker.read_after(name, ZERO, 100)) == 5 > HISTORY - 1
+    assert not broker.trimmed_after(name, ZERO)
+    assert broker.publish_open(name, "late", "x", position=AT_END) is None
+
+
+def test_a_retention_given_before_the_end_forgets_a_topic_nobody_ended(broker):
+    name = topic()
+    broker.publish_open(name, "start", "{}", position=0, retain_seconds=0.05)
+    assert broker.latest(name)
+    time.sleep(0.15)
+    assert broker.latest(name) == [] and broker.read_after(name, ZERO, 10) == []
 
 
 def test_a_bad_last_id_is_refused_at_once(broker):

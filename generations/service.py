@@ -1,0 +1,138 @@
+"""`Generations`: start answers that outlive their connection, and answer for any of them.
+
+All state is in the broker, so any worker or instance reads, watches, resumes or cancels any
+generation; only the run itself (the model's connection) lives in the worker that started it.
+Reading a generation, or watching it while it is quiet, also settles one whose worker died:
+its runner lease expired without an end, so it is ended `failed` there and then, atomically,
+by whoever notices first.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import suppress
+
+from broker import AT_END, Broker, BrokerUnavailable, format_id
+from generation.backends import Backend
+from generation.params import GenerationParams
+from http_policy.validation import InvalidParameter
+
+from . import record
+from .runner import Run, RunLimits
+from .view import GenerationView
+
+ORPHANED = "the worker running the generation stopped"
+
+
+class UnknownGeneration(LookupError):
+    """No generation has this id (or it ended longer ago than it is kept)."""
+
+
+class Generations:
+    """The generations of one app, answered by `backend`."""
+
+    def __init__(self, broker: Broker, backend: Backend, limits: RunLimits,
+                 grace_seconds: float) -> None:
+        self.broker = broker
+        self.backend = backend
+        self.limits = limits
+        self.grace_seconds = grace_seconds
+        self._running: dict[str, Run] = {}
+
+    def start(self, params: GenerationParams, base_url: str, *, graced: bool = False) -> Run:
+        """Start answering `params` in this worker; with `graced`, the run is cancelled once
+        nobody watched it for GENERATION_GRACE_SECONDS (a direct stream's answer)."""
+        id_ = record.new_id()
+        self.broker.publish_open(
+            record.topic(id_), record.START,
+            record.start_data(self.backend.model, params.tokens, self.backend.name), position=0,
+            retain_seconds=self.limits.max_seconds + self.limits.ttl_seconds)
+        run = Run(id_, params, self.backend, self.broker, self.limits, base_url,
+                  self.grace_seconds if graced else None)
+        self._running[id_] = run
+        run.start().link(lambda _: self._running.pop(id_, None))
+        return run
+
+    def state(self, id_: str) -> record.GenerationState:
+        """The generation so far; one whose runner died is ended `failed` first."""
+        state = self._read(id_)
+        if state.status == record.RUNNING and self.fail_if_orphaned(id_):
+            state = self._read(id_)
+        return state
+
+    def _read(self, id_: str) -> record.GenerationState:
+        events = self.broker.read_after(record.topic(id_), (0, 0), 256)
+        if not events:
+            raise UnknownGeneration(id_)
+        state = record.GenerationState(id_)
+        while events:
+            for event in events:
+                state.add(event)
+            events = self.broker.read_after(record.topic(id_), events[-1].key, 256)
+        return state
+
+    def fail_if_orphaned(self, id_: str) -> bool:
+        """End the generation `failed` if it has not ended and nobody holds its runner lease."""
+        if id_ in self._running:
+            return False
+        failed = self.broker.publish_open(
+            record.topic(id_), record.FAILED_EVENT,
+            record.failed_data("generation_failed", ORPHANED), final=True,
+            unless_leased=record.runner_lease(id_), position=AT_END,
+            retain_seconds=self.limits.ttl_seconds)
+        return failed is not None
+
+    def cancel(self, id_: str) -> record.GenerationState:
+        """End the generation `cancelled` (a no-op once it ended) and cut its model off: at
+        once in this worker, within a broker delivery in any other."""
+        self.state(id_)  # UnknownGeneration, or a dead runner's generation settled first
+        self.broker.publish_open(record.topic(id_), record.END, record.end_data("cancelled"),
+                                 final=True, position=AT_END,
+                                 retain_seconds=self.limits.ttl_seconds)
+        run = self._running.get(id_)
+        if run is not None:
+            run.cancellation.cancel("cancelled")
+        return self.state(id_)
+
+    def watch(self, id_: str, after: int | None, *, counted: Run | None = None
+              ) -> GenerationView | None:
+        """A view of the generation for a viewer whose last token was `after` (see
+        GenerationView); None when the viewer already had the end (`after` is the count).
+
+        `counted` is the run this viewer was already counted by (its starter). Raises
+        UnknownGeneration, InvalidParameter for an `after` past the generation's tokens.
+        """
+        latest = self.broker.latest(record.topic(id_))
+        if not latest:
+            raise UnknownGeneration(id_)
+        last = latest[-1]
+        if after is not None and after > last.key[0] - (0 if last.final else 1):
+            raise InvalidParameter("last_event_id", f"Last-Event-ID {after} is past this "
+                                   f"generation's {last.key[0]} tokens")
+        if after is not None and last.final and after == last.key[0]:
+            return None
+        # Position after+1 holds the batch that starts past `after` (or later ones).
+        start = None if after is None else format_id((after + 1, 0) if after >= 0 else (0, 0))
+        subscription = self.broker.subscribe(record.topic(id_), start or "0-0")
+        run = counted or self._running.get(id_)
+        if counted is None and run is not None:
+            run.joined()
+        return GenerationView(id_, subscription, after, tick=self.limits.tick,
+                              on_tick=self._ticker(id_, run),
+                              on_close=run.left if run is not None else lambda: None)
+
+    def _ticker(self, id_: str, run: Run | None):
+        if run is not None:
+            return lambda: None  # the run is here: alive, and counts this viewer itself
+        renew_for = self.grace_seconds + 2 * self.limits.tick
+        last = [0.0]
+
+        def tick() -> None:
+            if time.monotonic() - last[0] >= self.limits.tick:
+                last[0] = time.monotonic()
+                with suppress(BrokerUnavailable):
+                    self.broker.lease(record.viewers_lease(id_), renew_for)
+                self.fail_if_orphaned(id_)
+
+        tick()
+        return tick
