@@ -1,16 +1,28 @@
-"""Token generation over SSE (`GET /sse/chat`) and fetch streams (`POST /api/chat`)."""
+"""Token generation over SSE (`GET /sse/chat`) and fetch streams (`POST /api/chat`).
+
+With the demo backend a stream is computed as it goes (and resumed by recomputing it from its
+token index). With the upstream backend each stream is a generation (`generations`), so a
+client that lost its connection resumes the same answer with the last id it had,
+`<generation>:<index>`, on any worker, while the model keeps answering for the grace period.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, request
+from collections.abc import Callable
+
+from flask import Blueprint, Response, current_app, request
 
 from generation.formats import NDJSONFormat, SSEFormat, TextFormat
 from generation.params import GenerationParams, parse_generation, parse_last_event_id
 from generation.schedule import schedule
+from generations import EXPIRED, GenerationView, UnknownGeneration, parse_resume_id
+from llm.upstream import self_base_url
+from services import services
 from streaming.pipeline import Format
 from streaming.sources import PacedSource
 
 from .bodies import json_object, last_event_id
+from .errors import model_error
 from .responses import stream_response
 
 bp = Blueprint("chat", __name__)
@@ -19,12 +31,56 @@ bp = Blueprint("chat", __name__)
 FETCH_FORMATS = ("text/plain", "text/event-stream", "application/x-ndjson")
 
 
-def _generate(params: GenerationParams, fmt: Format, transport: str, after: int | None = None):
-    return stream_response(PacedSource(schedule(params, after)), fmt, transport)
+FORMATS: dict[str, tuple[Callable[..., Format], str]] = {
+    "text/event-stream": (lambda **ids: SSEFormat(current_app.config["SSE_RETRY_MS"], **ids),
+                          "sse"),
+    "application/x-ndjson": (lambda **ids: NDJSONFormat(), "ndjson"),
+    "text/plain": (lambda **ids: TextFormat(), "text"),
+}
 
 
-def _event_stream(params: GenerationParams, after: int | None):
-    return _generate(params, SSEFormat(current_app.config["SSE_RETRY_MS"]), "sse", after)
+def _upstream_backend() -> bool:
+    return current_app.config["CHAT_BACKEND"] == "upstream"
+
+
+def _demo(params: GenerationParams, wanted: str, raw_id: str | None):
+    # SSE ids and NDJSON `index`es are token indexes: either resumes after a restart.
+    after = parse_last_event_id(raw_id, params.tokens)
+    make, transport = FORMATS[wanted]
+    return stream_response(PacedSource(schedule(params, after)), make(), transport)
+
+
+def _answer(params: GenerationParams, wanted: str, raw_id: str | None):
+    """The stream of a generation: a new one, or the one `raw_id` names, resumed."""
+    make, transport = FORMATS[wanted]
+    if raw_id:
+        generation, after = parse_resume_id(raw_id)
+        try:
+            view = services().generations.watch(generation, after)
+        except UnknownGeneration:
+            return stream_response(PacedSource([(0.0, EXPIRED)]), make(generation=generation),
+                                   transport)
+        if view is None:
+            return Response(status=204)  # it had the end: nothing will ever follow
+        return stream_response(view, make(generation=generation), transport)
+    view = start_watched(params)
+    return stream_response(view, make(generation=view.id), transport)
+
+
+def start_watched(params: GenerationParams) -> GenerationView:
+    """A new generation of this worker and its first viewer, once the model began answering;
+    the model's refusal is raised as our error (nothing has been sent yet)."""
+    generations = services().generations
+    run = generations.start(params, self_base_url(request.environ), graced=True)
+    run.joined()  # the client is its viewer from now: the grace must not start without it
+    try:
+        refused = run.opened.get()
+        if refused is not None:
+            raise model_error(refused)
+        return generations.watch(run.id, None, counted=run)
+    except BaseException:
+        run.left()
+        raise
 
 
 @bp.get("/sse/chat")
@@ -32,19 +88,20 @@ def sse_chat():
     params = parse_generation(request.args, from_text=True)
     # The header wins (a reconnecting EventSource's is newer than the URL's), but a malformed
     # `?last_event_id=` is refused all the same.
-    parse_last_event_id(request.args.get("last_event_id"), params.tokens)
-    after = parse_last_event_id(last_event_id(), params.tokens)
-    return _event_stream(params, after)
+    from_url = request.args.get("last_event_id")
+    if _upstream_backend():
+        if from_url:
+            parse_resume_id(from_url)
+        return _answer(params, "text/event-stream", last_event_id())
+    parse_last_event_id(from_url, params.tokens)
+    return _demo(params, "text/event-stream", last_event_id())
 
 
 @bp.post("/api/chat")
 def api_chat():
     params = parse_generation(json_object())
     wanted = request.accept_mimetypes.best_match(FETCH_FORMATS) or FETCH_FORMATS[0]
-    # SSE ids and NDJSON `index`es are token indexes: either resumes after a restart.
-    after = parse_last_event_id(request.headers.get("Last-Event-ID"), params.tokens)
-    if wanted == "text/event-stream":
-        return _event_stream(params, after)
-    if wanted == "application/x-ndjson":
-        return _generate(params, NDJSONFormat(), "ndjson", after)
-    return _generate(params, TextFormat(), "text", after)
+    raw_id = request.headers.get("Last-Event-ID")
+    if _upstream_backend():
+        return _answer(params, wanted, raw_id)
+    return _demo(params, wanted, raw_id)

@@ -22,7 +22,10 @@ from flask_sock import Sock
 from generation.params import parse_generation, parse_resume
 from generation.tts import Speech, parse_speech
 from generation.ws_chat import ChatGeneration
+from generations import WatchedGeneration, is_generation_id
 from http_policy.origin import origin_allowed
+from http_policy.validation import InvalidParameter
+from llm.upstream import self_base_url
 from services import services
 from streaming.ws_session import Session, Starts
 
@@ -32,7 +35,7 @@ from .slots import take_stream_slot
 bp = Blueprint("ws", __name__)
 sock = Sock()
 
-CHAT: Starts = {"prompt": lambda body: _chat(body)}
+CHAT: Starts = {"prompt": lambda body: _chat(body), "resume": lambda body: _resume(body)}
 TTS: Starts = {"speak": lambda body: Speech(parse_speech(body))}
 
 
@@ -46,9 +49,23 @@ def _before_upgrade() -> None:
     request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
 
 
-def _chat(body: dict) -> ChatGeneration:
+def _chat(body: dict) -> ChatGeneration | WatchedGeneration:
     params = parse_generation(body)
+    if current_app.config["CHAT_BACKEND"] == "upstream":
+        return WatchedGeneration(services().generations, params=params,
+                                 base_url=self_base_url(request.environ))
     return ChatGeneration(params, parse_resume(body, params.tokens))
+
+
+def _resume(body: dict) -> WatchedGeneration:
+    """`{"type":"resume","generation":ID,"after":k}`: a generation, after its token k."""
+    generation = body.get("generation")
+    if not isinstance(generation, str) or not is_generation_id(generation):
+        raise InvalidParameter("generation", "generation must be a generation's id")
+    after = body.get("after", -1)
+    if not isinstance(after, int) or isinstance(after, bool) or after < -1:
+        raise InvalidParameter("after", "after must be a token index (or -1 for none)")
+    return WatchedGeneration(services().generations, id_=generation, after=after)
 
 
 def _serve(ws: Any, starts: Starts) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from http_policy.validation import InvalidParameter, required_text
 from streaming.encoding import compact_json
+from streaming.sources import PacedSource
 from streaming.websocket import BINARY, encode_frames, text_frames
 
 from .params import TEXT_MAX_CHARS
@@ -106,6 +107,9 @@ class Speech:
     def items(self) -> Iterator[tuple[float, bytes]]:
         step = FRAME_MS / 1000 if self.params.realtime else 0.0
         return ((index * step, frame) for index, frame in enumerate(pcm_frames(self.params.text)))
+
+    def source(self) -> PacedSource:
+        return PacedSource(self.items())
 
     def frames(self, batch: list) -> bytes:
         self.sent += sum(map(len, batch))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from streaming.sources import PacedSource
 from streaming.websocket import text_frames
 
 from .events import End, Start, Token
@@ -32,6 +33,9 @@ class ChatGeneration:
 
     def items(self) -> Iterator[tuple[float, Start | Token | End]]:
         return schedule(self.params, self.after)
+
+    def source(self) -> PacedSource:
+        return PacedSource(self.items())
 
     def frames(self, batch: list) -> bytes:
         for item in batch:

@@ -21,6 +21,7 @@ from typing import Any
 
 from broker import Event
 from generation.events import End, Start, Token
+from http_policy.validation import InvalidParameter, ascii_integer
 from streaming.encoding import compact_json
 from streaming.failure import Failure
 
@@ -36,6 +37,21 @@ def new_id() -> str:
 
 def is_generation_id(value: str) -> bool:
     return _ID.fullmatch(value) is not None
+
+
+def parse_resume_id(raw: str) -> tuple[str, int]:
+    """A direct stream's Last-Event-ID, `<generation>` (the start) or `<generation>:<index>`
+    (or the token count, after the end): the generation and the last token index the client
+    has (-1 for none)."""
+    generation, colon, index = raw.partition(":")
+    if is_generation_id(generation):
+        if not colon:
+            return generation, -1
+        value = ascii_integer(index)
+        if value is not None and not index.startswith("-"):
+            return generation, value
+    raise InvalidParameter("last_event_id", "Last-Event-ID must be <generation>:<index>, "
+                                            f"got {raw[:80]!r}")
 
 
 def topic(generation: str) -> str:

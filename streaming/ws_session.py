@@ -8,7 +8,7 @@
 2. dispatch: a JSON object whose `type` is the route's start type (`prompt`, `speak`) or
    `cancel`; anything else is answered with `{"type": "error", "message": ...}` and the
    connection stays usable;
-3. generation: runs in its own greenlet, paced by `PacedSource`, one write per batch. A cancel
+3. generation: runs in its own greenlet, reading its source, one write per batch. A cancel
    wakes it at once; it then writes the generation's closing message, and since only this
    greenlet writes frames, nothing of the generation can follow that message;
 4. close: when the reader loop ends (the client left or closed, a message over the size limit,
@@ -42,8 +42,8 @@ from .cancellation import Cancellation
 from .disconnect import DISCONNECT
 from .encoding import compact_json
 from .metrics import CountedStream, StreamMetrics
+from .pipeline import Source
 from .shutdown import MAX_AGE, SERVER_RESTART, Lifetimes, is_restart
-from .sources import PacedSource
 from .websocket import InlineReader, LockedSocket, MessageSignal, text_frames
 
 log = logging.getLogger(__name__)
@@ -63,9 +63,10 @@ the close frame, before it cuts the connection."""
 
 
 class Generation(Protocol):
-    """What a session runs: timed items, how a batch of them is written, how it ends."""
+    """What a session runs: a source of items (a `PacedSource` of timed ones, or a live
+    one), how a batch of them is written, how it ends."""
 
-    def items(self) -> Iterable[tuple[float, Any]]: ...
+    def source(self) -> Source: ...
     def frames(self, batch: list) -> bytes: ...
     def finish(self) -> bytes:
         """The closing frames once the items stopped (all sent, or cancelled); may be empty."""
@@ -208,7 +209,7 @@ class Session:
     def _run(self, generation: Generation, cancellation: Cancellation) -> None:
         with CountedStream(self._metrics, self._transport, cancellation) as tally:
             try:
-                for batch in PacedSource(generation.items()).batches(None, cancellation):
+                for batch in generation.source().batches(None, cancellation):
                     self.socket.send(generation.frames(batch))
                     tally.add(len(batch))
                 if cancellation.reason != DISCONNECT and not is_restart(cancellation.reason):
