@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app
+from generation.demo_backend import DemoBackend
+from generation.upstream_model import UpstreamBackend
 from prometheus_client import CollectorRegistry
 
 from broker import Broker, make_broker
 from channels import Channels
 from generation.backends import Backend
-from generation.demo_backend import DemoBackend
 from generation.formats import TRANSPORTS as GENERATION_TRANSPORTS
-from generation.upstream_model import UpstreamBackend
 from generations import Generations, RunLimits
 from http_policy.cors import CorsPolicy
 from llm.metrics import TRANSPORTS as PROXY_TRANSPORTS
