@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app
-from generation.demo_backend import DemoBackend
-from generation.upstream_model import UpstreamBackend
 from prometheus_client import CollectorRegistry
 
 from broker import Broker, make_broker
 from channels import Channels
 from generation.backends import Backend
+from generation.demo_backend import DemoBackend
 from generation.formats import TRANSPORTS as GENERATION_TRANSPORTS
 from generations import Generations, RunLimits
 from http_policy.cors import CorsPolicy
@@ -101,6 +100,8 @@ def _generations(settings: Mapping[str, Any], broker: Broker, upstream: Upstream
     """Generations answered by CHAT_BACKEND: the demo model, or the proxy's upstream."""
     backend: Backend = DemoBackend()
     if settings["CHAT_BACKEND"] == "upstream":
+        from generation.upstream_model import UpstreamBackend
+
         backend = UpstreamBackend(upstream, settings["CHAT_MODEL"])
     limits = RunLimits(max_seconds=settings["GENERATION_MAX_SECONDS"],
                        ttl_seconds=settings["GENERATION_TTL_SECONDS"],

@@ -16,7 +16,7 @@ from generation.formats import NDJSONFormat, SSEFormat, TextFormat
 from generation.params import GenerationParams, parse_generation, parse_last_event_id
 from generation.schedule import schedule
 from generations import EXPIRED, GenerationView, UnknownGeneration, parse_resume_id
-from llm.upstream import self_base_url
+from llm.mock_address import self_base_url
 from services import services
 from streaming.pipeline import Format
 from streaming.sources import PacedSource

@@ -9,7 +9,7 @@ from generation.formats import NDJSONFormat, SSEFormat
 from generation.params import parse_generation
 from generations import CANCELLED, Generations, UnknownGeneration, is_generation_id
 from http_policy.validation import InvalidParameter, ascii_integer
-from llm.upstream import self_base_url
+from llm.mock_address import self_base_url
 from services import services
 
 from .bodies import json_object, last_event_id

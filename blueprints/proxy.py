@@ -16,8 +16,9 @@ from flask import Blueprint, Response, current_app, request
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from llm.mock_address import self_base_url
 from llm.relay import Relay
-from llm.upstream import self_base_url, upstream_target
+from llm.upstream import upstream_target
 from llm.wire import OpenAIError
 from services import services
 from streaming.cancellation import Cancellation

@@ -25,7 +25,7 @@ from generation.ws_chat import ChatGeneration
 from generations import WatchedGeneration, is_generation_id
 from http_policy.origin import origin_allowed
 from http_policy.validation import InvalidParameter
-from llm.upstream import self_base_url
+from llm.mock_address import self_base_url
 from services import services
 from streaming.ws_session import Session, Starts
 

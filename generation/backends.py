@@ -67,7 +67,7 @@ class Backend(Protocol):
              base_url: str) -> Answer | None:
         """The model's answer once it began; None if `cancellation` was set first.
 
-        `base_url` is this server's own mock as the request reached it (`llm.upstream
+        `base_url` is this server's own mock as the request reached it (`llm.mock_address
         .self_base_url`), the upstream when none is configured.
         """
         ...

@@ -77,17 +77,6 @@ def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-def self_base_url(environ: Mapping[str, Any]) -> str:
-    """This server's own mock, at the address the client's connection reached."""
-    sock = environ.get("gunicorn.socket")
-    if sock is not None:
-        host, port = sock.getsockname()[:2]
-    else:
-        host, port = environ["SERVER_NAME"], environ["SERVER_PORT"]
-    host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{port}/mock/v1"
-
-
 def upstream_target(environ: Mapping[str, Any], prefix: str) -> str:
     """The request's path after `prefix` and its query string, as the client wrote them."""
     raw = environ.get("RAW_URI") or ""

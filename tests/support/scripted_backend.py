@@ -22,7 +22,7 @@ class ScriptedAnswer:
         for index, text in enumerate(script.tokens):
             if index == script.fail_at:
                 raise AnswerFailed(Failure("stream_error", "the model's stream was cut"))
-            if script.delay and self._cancellation.wait(script.delay) or self.closed:
+            if (script.delay and self._cancellation.wait(script.delay)) or self.closed:
                 return
             yield Token(index, text)
         yield End(script.finish_reason, len(script.tokens), script.usage)

@@ -21,8 +21,8 @@ from generations import (
     RunLimits,
     UnknownGeneration,
     parse_resume_id,
+    record,
 )
-from generations import record
 from http_policy.validation import InvalidParameter
 from streaming.cancellation import Cancellation
 from streaming.failure import Failure
@@ -210,10 +210,10 @@ def test_resume_ids_name_the_generation_and_the_last_token():
     id_ = record.new_id()
     assert parse_resume_id(id_) == (id_, -1)
     assert parse_resume_id(f"{id_}:12") == (id_, 12)
-    for bad in ("12", f"{id_}:", f"{id_}:-1", f"{id_}:３", "x" * 32 + ":1", f"{id_}:1:2"):
+    for bad in ("12", f"{id_}:", f"{id_}:-1", f"{id_}:\uff13", "x" * 32 + ":1", f"{id_}:1:2"):
         with pytest.raises(InvalidParameter):
             parse_resume_id(bad)
 
 
 def test_the_expired_notice_is_a_reset():
-    assert EXPIRED == Reset("generation_expired")
+    assert Reset("generation_expired") == EXPIRED

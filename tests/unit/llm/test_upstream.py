@@ -12,7 +12,7 @@ import requests
 from requests.cookies import extract_cookies_to_jar
 
 from app import create_app
-from llm.upstream import Upstream, self_base_url, upstream_target
+from llm.upstream import Upstream, upstream_target
 from llm.wire import OpenAIError
 from services import services
 from streaming.cancellation import Cancellation
@@ -86,13 +86,6 @@ def test_request_headers_carry_only_the_upstream_key_in_key_mode():
 ])
 def test_upstream_target_keeps_the_clients_path_and_query(environ, target):
     assert upstream_target(environ, "/v1") == target
-
-
-def test_self_base_url_is_the_address_the_client_reached():
-    ipv6 = SimpleNamespace(getsockname=lambda: ("::1", 8000, 0, 0))
-    assert self_base_url({"gunicorn.socket": ipv6}) == "http://[::1]:8000/mock/v1"
-    assert self_base_url({"SERVER_NAME": "127.0.0.1", "SERVER_PORT": "81"}) == (
-        "http://127.0.0.1:81/mock/v1")
 
 
 def test_base_url_loses_its_trailing_slash():

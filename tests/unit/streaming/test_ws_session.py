@@ -16,6 +16,7 @@ from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from generation.params import parse_generation
 from generation.ws_chat import ChatGeneration
+from streaming.sources import PacedSource
 from streaming.websocket import server_options, text_frames
 from streaming.ws_session import BadMessage, Session, error_frame, parse_message
 from tests.support.fakes import RecordingMetrics
@@ -24,7 +25,10 @@ from tests.support.fakes import RecordingMetrics
 class Broken:
     """A generation whose items fail after the first one."""
 
-    def items(self):
+    def source(self) -> PacedSource:
+        return PacedSource(self._items())
+
+    def _items(self):
         yield 0.0, "first"
         raise RuntimeError("internal detail")
 
