@@ -167,6 +167,40 @@ def _broker_paths() -> dict:
     }
 
 
+def _generation_paths() -> dict:
+    generation = {"name": "generation_id", "in": "path", "required": True,
+                  "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
+    state = json_content({"type": "object", "required": ["id", "status", "tokens", "text"]},
+                         "The generation so far.")
+    watch = {"get": {
+        "summary": "A generation's events (SSE, or NDJSON by Accept), resumable by token index.",
+        "parameters": [generation, LAST_EVENT_ID],
+        "responses": {"200": {"description": "Its start, tokens and end.",
+                              "content": {"text/event-stream": {"schema": GENERATION_EVENT},
+                                          "application/x-ndjson": {"schema": {
+                                              "type": "string"}}}},
+                      "204": {"description": "The viewer had the generation's end."},
+                      **errors(400, 404, *STREAM_REFUSALS)}}}
+    return {
+        "/api/generations": {"post": {
+            "summary": "Start a generation that runs whether or not anyone watches.",
+            "requestBody": {"required": True,
+                            "content": {JSON: {"schema": ref("schemas", "Generation")}}},
+            "responses": {"202": json_content({"type": "object", "required": [
+                "id", "events_url", "status_url"]}, "Started: its URLs."),
+                **errors(400, 413, 415, 503)}}},
+        "/api/generations/{generation_id}": {
+            "get": {"summary": "A generation's state and text so far.",
+                    "parameters": [generation], "responses": {"200": state,
+                                                              **errors(404, 503)}},
+            "delete": {"summary": "Cancel a generation: every viewer gets `end` cancelled.",
+                       "parameters": [generation],
+                       "responses": {"200": state, "409": ref("responses", "Error409"),
+                                     **errors(404, 503)}}},
+        "/sse/generations/{generation_id}": watch,
+    }
+
+
 def _log_paths() -> dict:
     name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
     tail = {"name": "tail", "in": "query", "required": False,
@@ -207,6 +241,7 @@ def document() -> dict:
             "/ws/tts": _websocket("Speech as binary PCM frames"),
             **_openai_paths(),
             **_broker_paths(),
+            **_generation_paths(),
             **_log_paths(),
             **_pages(),
             "/healthz": {"get": {"summary": "Liveness, and whether gevent patched the worker.",

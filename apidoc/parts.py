@@ -77,6 +77,12 @@ PROMPT = {"type": "string", "minLength": 1, "maxLength": TEXT_MAX_CHARS,
           "description": "What the demo model answers."}
 TOKENS = integer_schema("How many tokens to generate.", 1, TOKENS_MAX, TOKENS_DEFAULT)
 DELAY_MS = integer_schema("Milliseconds between tokens.", 0, DELAY_MS_MAX, DELAY_MS_DEFAULT)
+MESSAGES = {"type": "array", "minItems": 1, "maxItems": 100, "items": {
+    "type": "object", "required": ["role", "content"],
+    "properties": {"role": {"enum": ["system", "user", "assistant", "developer", "tool"]},
+                   "content": {"type": ["string", "array"]}}},
+    "description": f"At least one from the user; at most {TEXT_MAX_CHARS} characters of text "
+                   "in all. The demo model answers the last user message."}
 TOKEN_INDEX = {"type": "string", "pattern": "^[0-9]*$",
                "description": "The index of the last token the client has: resume after it "
                               "(empty: from the start). It must be below `tokens`."}
@@ -84,8 +90,10 @@ TOKEN_INDEX = {"type": "string", "pattern": "^[0-9]*$",
 GENERATION_EVENT = {
     "type": "object", "required": ["data"],
     "properties": {"data": {"type": "string"},
-                   "event": {"enum": ["message", "start", "end", "error", "restart"]},
-                   "id": {"type": "string", "pattern": "^[0-9]+$"},
+                   "event": {"enum": ["message", "start", "end", "error", "restart",
+                                      "reset"]},
+                   "id": {"type": "string",
+                          "pattern": "^([0-9]+|[0-9a-f]{32}(:[0-9]+)?)$"},
                    "retry": {"type": "integer", "minimum": 0}}}
 SSE_EVENT = {"type": "object", "required": ["data"],
              "properties": {"data": {"type": "string"}, "event": {"type": "string"},
@@ -108,8 +116,11 @@ SCHEMAS: dict[str, Any] = {
                            "param": {"type": ["string", "null"]},
                            "code": {"type": ["string", "null"]}}}}},
     "Generation": {
-        "type": "object", "required": ["prompt"],
-        "properties": {"prompt": PROMPT, "tokens": or_null(TOKENS),
+        "type": "object",
+        "description": "`prompt`, or OpenAI's `messages` instead (not both); `delay_ms` is "
+                       "the demo backend's.",
+        "oneOf": [{"required": ["prompt"]}, {"required": ["messages"]}],
+        "properties": {"prompt": PROMPT, "messages": MESSAGES, "tokens": or_null(TOKENS),
                        "delay_ms": or_null(DELAY_MS)}},
     "ChatCompletionRequest": {
         "type": "object", "required": ["model", "messages"],
