@@ -1,5 +1,5 @@
 """A fast OpenAI-compatible upstream for the proxy benchmarks:
-`python -m bench.fast_upstream PORT CHUNKS [--framing event|piece]`.
+`python -m bench.fast_upstream PORT CHUNKS [--framing event|piece] [--pace-ms MS]`.
 
 Every request gets the same pre-encoded `chat.completion.chunk` event stream of CHUNKS chunks
 and `data: [DONE]`, so two requests get identical bytes (which is what the byte-identity check
@@ -10,6 +10,9 @@ compares). Two framings of that same body:
   then pays its cost per chunk: chunked decoding, hand-over, write.
 - `piece`: 64 KiB chunks, one `send()` each, so the upstream is never what limits a run and
   the proxy's cost per byte shows.
+
+With `--pace-ms`, each event is written that long after the previous one (measured from the
+stream's start, so the pace never drifts): a model of known speed, whatever the client.
 
 Plain threads on blocking sockets, one per connection: a blocking `send()` costs less than
 gevent's `sendall`, and the upstream must outrun what it measures. Keep-alive, so the proxy's
@@ -22,6 +25,7 @@ import argparse
 import json
 import signal
 import socket
+import time
 
 from testbed.loopback import LoopbackServer
 from testbed.raw_http import LAST_CHUNK, chunk, read_request
@@ -58,8 +62,9 @@ HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
 class PreEncodedUpstream(LoopbackServer):
     """Answers every request of every connection with HEAD and then `writes`, one send each."""
 
-    def __init__(self, port: int, writes: list[bytes]) -> None:
+    def __init__(self, port: int, writes: list[bytes], pace: float = 0.0) -> None:
         self.writes = writes
+        self.pace = pace
         super().__init__(port)
 
     def handle(self, connection: socket.socket, number: int) -> None:
@@ -68,7 +73,10 @@ class PreEncodedUpstream(LoopbackServer):
         with connection.makefile("rb") as reader:
             while read_request(reader):
                 send(HEAD)
-                for write in self.writes:
+                started = time.monotonic()
+                for index, write in enumerate(self.writes):
+                    if self.pace and (wait := started + index * self.pace - time.monotonic()) > 0:
+                        time.sleep(wait)
                     send(write)
 
 
@@ -77,8 +85,10 @@ def main() -> None:
     parser.add_argument("port", type=int)
     parser.add_argument("chunks", type=int)
     parser.add_argument("--framing", choices=FRAMINGS, default="event")
+    parser.add_argument("--pace-ms", type=float, default=0.0)
     options = parser.parse_args()
-    with PreEncodedUpstream(options.port, framed(events(options.chunks), options.framing)):
+    writes = framed(events(options.chunks), options.framing)
+    with PreEncodedUpstream(options.port, writes, options.pace_ms / 1000):
         signal.pause()  # until the benchmark terminates it
 
 

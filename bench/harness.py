@@ -169,8 +169,9 @@ def serving(factory):
 
 
 def burst_rounds(urls: dict[str, str], ideal_ms: float, conns: int, rounds: int, size: Size,
-                 label: str, *extra: str) -> dict:
-    """`conns` simultaneous streams to each URL, in `rounds` rounds alternating the URLs.
+                 label: str, *extra: str, own: dict[str, tuple[str, ...]] | None = None) -> dict:
+    """`conns` simultaneous streams to each URL, in `rounds` rounds alternating the URLs;
+    `own` gives a URL load-client arguments of its own (a POST body) after `extra`.
 
     Per URL: the figures of the median round (by first-token p99), and that round's per-stream
     times in `<results>/burst_<label>_<name>.csv` for the plots."""
@@ -180,7 +181,7 @@ def burst_rounds(urls: dict[str, str], ideal_ms: float, conns: int, rounds: int,
         for name in names if round_ % 2 == 0 else reversed(names):
             raw = size.results / f"burst_{label}_{_slug(name)}_{round_}.csv.tmp"
             result = loadgen("generations", urls[name], "--conns", str(conns),
-                             "--raw-out", str(raw), *extra)
+                             "--raw-out", str(raw), *extra, *(own or {}).get(name, ()))
             runs[name].append((result, raw))
     figures = {}
     for name, results in runs.items():

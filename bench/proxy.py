@@ -34,12 +34,12 @@ CHAT = {"model": "demo", "messages": [{"role": "user", "content": "bench"}], "st
 class FastUpstream:
     """`bench/fast_upstream.py` in a process of its own, framing events as `framing` says."""
 
-    def __init__(self, framing: str, chunks: int = FAST_CHUNKS) -> None:
+    def __init__(self, framing: str, chunks: int = FAST_CHUNKS, pace_ms: float = 0) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen([sys.executable, "-m", "bench.fast_upstream",
-                                         str(self.port), str(chunks), "--framing", framing],
-                                        cwd=ROOT)
+                                         str(self.port), str(chunks), "--framing", framing,
+                                         "--pace-ms", str(pace_ms)], cwd=ROOT)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:

@@ -1,6 +1,6 @@
 """`make bench`: run every scenario, print the tables, write them and the plots to bench/results/.
 
-`python -m bench.run [--size full|quick|smoke] [--only sse,ws,proxy,fanout,connections]`. Each
+`python -m bench.run [--size full|quick|smoke] [--only sse,ws,proxy,fanout,connections,generations]`. Each
 scenario starts its own servers on free loopback ports and stops them; the load client is
 bench/build/loadgen (C, epoll). `--size smoke` (`make bench-smoke`) runs everything at a tiny
 size and writes to bench/build/smoke-results/, never over the measured results.
@@ -14,10 +14,11 @@ import os
 import platform
 import time
 
-from bench import connections, fanout, plots, proxy, sse, ws
+from bench import connections, fanout, generations, plots, proxy, sse, ws
 from bench.harness import Size, failures, wait_stopped
 
-SUITES = {"sse": sse, "ws": ws, "proxy": proxy, "fanout": fanout, "connections": connections}
+SUITES = {"sse": sse, "ws": ws, "proxy": proxy, "fanout": fanout, "connections": connections,
+          "generations": generations}
 
 
 def main() -> None:

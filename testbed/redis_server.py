@@ -24,19 +24,23 @@ class RedisServer:
     """A redis-server subprocess on a free loopback port, in its own process group.
 
     Its append-only file is fsynced on every write, so a restart keeps the history: what a
-    restarted production Redis with persistence would do.
+    restarted production Redis with persistence would do. `durable=False` keeps nothing on
+    disk, for a benchmark that measures what the service costs rather than the disk.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = True) -> None:
+        self.durable = durable
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._directory = tempfile.mkdtemp(prefix="test-redis-")
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 10) -> RedisServer:
+        persistence = (["--appendonly", "yes", "--appendfsync", "always"] if self.durable
+                       else ["--appendonly", "no"])
         command = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
-                   "--dir", self._directory, "--save", "", "--appendonly", "yes",
-                   "--appendfsync", "always", "--protected-mode", "no"]
+                   "--dir", self._directory, "--save", "", *persistence,
+                   "--protected-mode", "no"]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL, start_new_session=True)
         client = redis.Redis.from_url(self.url, socket_timeout=1)
