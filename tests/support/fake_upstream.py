@@ -168,21 +168,27 @@ class FakeUpstream(LoopbackServer):
     def _garbled(self, sock: socket.socket, target: str) -> bool:
         return self._answer(sock, [*CHAT_DELTAS[:2], b'data: {"choices": [\n\n'])
 
-    def _unauthorized(self, sock: socket.socket, target: str) -> bool:
-        body = (b'{"error":{"message":"Incorrect API key provided: sk-abc***wxyz.",'
-                b'"type":"invalid_request_error","param":null,"code":"invalid_api_key"}}')
-        sock.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    def _whole(self, sock: socket.socket, status: bytes, content_type: bytes,
+               body: bytes) -> bool:
+        sock.sendall(b"HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s"
+                     % (status, content_type, len(body), body))
         return True
+
+    def _unauthorized(self, sock: socket.socket, target: str) -> bool:
+        return self._whole(sock, b"401 Unauthorized", b"application/json",
+                           b'{"error":{"message":"Incorrect API key provided: sk-abc***wxyz.",'
+                           b'"type":"invalid_request_error","param":null,'
+                           b'"code":"invalid_api_key"}}')
 
     def _broken(self, sock: socket.socket, target: str) -> bool:
-        body = b"<html>Internal Server Error</html>"
-        sock.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/html\r\n"
-                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-        return True
+        return self._whole(sock, b"500 Internal Server Error", b"text/html",
+                           b"<html>Internal Server Error</html>")
+
+    def _huge_error(self, sock: socket.socket, target: str) -> bool:
+        # OpenAI's shape, but longer than anyone reads for a message.
+        message = b"x" * (128 * 1024)
+        return self._whole(sock, b"400 Bad Request", b"application/json",
+                           b'{"error":{"message":"%s"}}' % message)
 
     def _not_a_stream(self, sock: socket.socket, target: str) -> bool:
-        body = b'{"choices":[]}'
-        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-        return True
+        return self._whole(sock, b"200 OK", b"application/json", b'{"choices":[]}')

@@ -139,6 +139,12 @@ def test_a_server_error_that_is_not_openais_shape_gets_a_generic_message(fake):
     assert error.message == "the model's API refused the request (500)"
 
 
+def test_an_error_body_is_read_only_so_far(fake):
+    error = _refused(fake, "huge_error")
+    assert (error.status, error.upstream_status) == (502, 400)
+    assert error.message == "the model's API refused the request (400)"
+
+
 def test_a_success_that_is_no_event_stream_is_an_upstream_error(fake):
     error = _refused(fake, "not_a_stream")
     assert (error.status, error.type, error.upstream_status) == (502, "upstream_error", 200)
@@ -149,12 +155,14 @@ def test_an_unreachable_upstream():
     with pytest.raises(ModelError) as caught:
         _backend(f"http://127.0.0.1:{free_port()}/v1").open(PARAMS, Cancellation(), "")
     assert (caught.value.status, caught.value.type) == (502, "upstream_unreachable")
+    assert "127.0.0.1" not in caught.value.message
 
 
 def test_no_headers_within_the_read_timeout(fake):
     began = time.monotonic()
     error = _refused(fake, "hang", read_timeout=0.2)
     assert (error.status, error.type) == (504, "upstream_timeout")
+    assert "127.0.0.1" not in error.message
     assert time.monotonic() - began < 2
 
 
