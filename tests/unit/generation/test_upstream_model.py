@@ -220,11 +220,12 @@ def _reading_in_a_thread(answer) -> tuple[list, threading.Thread, list]:
     return events, thread, raised
 
 
-def _blocked_after_its_first_token(events: list) -> None:
+def _blocked_after_its_first_token(answer, events: list) -> None:
+    """Until the reader has its token and waits for bytes that never come: its read blocks."""
     deadline = time.monotonic() + 5
-    while not events and time.monotonic() < deadline:
+    while not (events and answer._response._reading) and time.monotonic() < deadline:
         time.sleep(0.005)
-    time.sleep(0.05)  # now waiting for bytes that never come
+    time.sleep(0.02)
 
 
 @pytest.mark.parametrize("stop", ["close", "cancel"])
@@ -232,7 +233,7 @@ def test_a_blocked_reader_is_cut_off_at_once(fake, stop):
     cancellation = Cancellation()
     answer = _open(fake, "stall", cancellation=cancellation, read_timeout=30)
     events, thread, raised = _reading_in_a_thread(answer)
-    _blocked_after_its_first_token(events)
+    _blocked_after_its_first_token(answer, events)
     began = time.monotonic()
     if stop == "close":
         answer.close()
