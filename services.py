@@ -24,6 +24,7 @@ from generations import Generations, RunLimits
 from http_policy.cors import CorsPolicy
 from llm.metrics import TRANSPORTS as PROXY_TRANSPORTS
 from llm.upstream import Upstream
+from llm.upstream_model import UpstreamBackend
 from logtail.directory import LogDirectory
 from logtail.tails import LogTails
 from streaming.limits import StreamSlots
@@ -100,8 +101,6 @@ def _generations(settings: Mapping[str, Any], broker: Broker, upstream: Upstream
     """Generations answered by CHAT_BACKEND: the demo model, or the proxy's upstream."""
     backend: Backend = DemoBackend()
     if settings["CHAT_BACKEND"] == "upstream":
-        from generation.upstream_model import UpstreamBackend
-
         backend = UpstreamBackend(upstream, settings["CHAT_MODEL"])
     limits = RunLimits(max_seconds=settings["GENERATION_MAX_SECONDS"],
                        ttl_seconds=settings["GENERATION_TTL_SECONDS"],

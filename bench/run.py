@@ -1,9 +1,9 @@
 """`make bench`: run every scenario, print the tables, write them and the plots to bench/results/.
 
-`python -m bench.run [--size full|quick|smoke] [--only sse,ws,proxy,fanout,connections,generations]`. Each
-scenario starts its own servers on free loopback ports and stops them; the load client is
-bench/build/loadgen (C, epoll). `--size smoke` (`make bench-smoke`) runs everything at a tiny
-size and writes to bench/build/smoke-results/, never over the measured results.
+`python -m bench.run [--size full|quick|smoke] [--only sse,ws,...]` (the suites are SUITES'
+keys). Each scenario starts its own servers on free loopback ports and stops them; the load
+client is bench/build/loadgen (C, epoll). `--size smoke` (`make bench-smoke`) runs everything at
+a tiny size and writes to bench/build/smoke-results/, never over the measured results.
 """
 
 from __future__ import annotations

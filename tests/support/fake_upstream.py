@@ -33,6 +33,24 @@ REPLAY = [
     b"no newline at the end",
 ]
 
+CHAT_TOKENS = [" Hello", ",", " wörld", " 🚀"]
+"""The content deltas of the chat scripts' answers, in order."""
+CHAT_USAGE = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+
+
+def chat_event(delta: dict | None = None, finish_reason: str | None = None,
+               **fields: object) -> bytes:
+    """One `chat.completion.chunk` event as OpenAI frames it (`usage` null but on the last)."""
+    choices = [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None,
+                                         "finish_reason": finish_reason}]
+    chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1,
+             "model": "gpt-test", "choices": choices, "usage": None, **fields}
+    return b"data: %s\n\n" % json.dumps(chunk, ensure_ascii=False).encode()
+
+
+CHAT_DELTAS = [chat_event({"role": "assistant", "content": ""}),
+               *(chat_event({"content": text}) for text in CHAT_TOKENS)]
+
 
 class FakeUpstream(LoopbackServer):
     """A raw HTTP/1.1 upstream; each script answers one request and says whether the
@@ -117,3 +135,60 @@ class FakeUpstream(LoopbackServer):
         return self._wait_for_close(sock, target)
 
     _chat = _stall  # /v1/chat/completions, for the SDK
+
+    def _answer(self, sock: socket.socket, events: list[bytes], end: bytes = LAST_CHUNK) -> bool:
+        # Each event its own chunk and its own write, as a model's API sends them.
+        sock.sendall(SSE_HEAD)
+        for event in events:
+            sock.sendall(chunk(event))
+        sock.sendall(end)
+        return bool(end)
+
+    def _chat_stream(self, sock: socket.socket, target: str) -> bool:
+        return self._answer(sock, [*CHAT_DELTAS, chat_event({}, "stop"),
+                                   chat_event(usage=CHAT_USAGE), b": keep-alive\n\n",
+                                   b"data: [DONE]\n\n"])
+
+    def _filtered(self, sock: socket.socket, target: str) -> bool:
+        return self._answer(sock, [*CHAT_DELTAS[:2], chat_event({}, "content_filter"),
+                                   b"data: [DONE]\n\n"])
+
+    def _finished_then_cut(self, sock: socket.socket, target: str) -> bool:
+        return self._answer(sock, [*CHAT_DELTAS[:2], chat_event({}, "length")], end=b"")
+
+    def _done_without_finish(self, sock: socket.socket, target: str) -> bool:
+        return self._answer(sock, [*CHAT_DELTAS[:2], b"data: [DONE]\n\n"])
+
+    def _in_band_error(self, sock: socket.socket, target: str) -> bool:
+        error = {"error": {"message": "the model is overloaded", "type": "server_error"}}
+        return self._answer(sock, [*CHAT_DELTAS[:2],
+                                   b"data: %s\n\n" % json.dumps(error).encode(),
+                                   b"data: [DONE]\n\n"])
+
+    def _garbled(self, sock: socket.socket, target: str) -> bool:
+        return self._answer(sock, [*CHAT_DELTAS[:2], b'data: {"choices": [\n\n'])
+
+    def _whole(self, sock: socket.socket, status: bytes, content_type: bytes,
+               body: bytes) -> bool:
+        sock.sendall(b"HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s"
+                     % (status, content_type, len(body), body))
+        return True
+
+    def _unauthorized(self, sock: socket.socket, target: str) -> bool:
+        return self._whole(sock, b"401 Unauthorized", b"application/json",
+                           b'{"error":{"message":"Incorrect API key provided: sk-abc***wxyz.",'
+                           b'"type":"invalid_request_error","param":null,'
+                           b'"code":"invalid_api_key"}}')
+
+    def _broken(self, sock: socket.socket, target: str) -> bool:
+        return self._whole(sock, b"500 Internal Server Error", b"text/html",
+                           b"<html>Internal Server Error</html>")
+
+    def _huge_error(self, sock: socket.socket, target: str) -> bool:
+        # OpenAI's shape, but longer than anyone reads for a message.
+        message = b"x" * (128 * 1024)
+        return self._whole(sock, b"400 Bad Request", b"application/json",
+                           b'{"error":{"message":"%s"}}' % message)
+
+    def _not_a_stream(self, sock: socket.socket, target: str) -> bool:
+        return self._whole(sock, b"200 OK", b"application/json", b'{"choices":[]}')
