@@ -191,3 +191,13 @@ def test_services_are_looked_up_through_their_accessor_only():
     for path in files:
         if path not in allowed and path != Path(__file__).resolve():
             assert not lookup.search(path.read_text()), path.relative_to(ROOT)
+
+
+def test_generation_depends_on_no_other_feature():
+    """The model interface and the demo model sit below every feature that uses them (the
+    mock, the upstream backend, generations): a backend of `llm` implements it, never the
+    reverse, so no feature cycle can form."""
+    others = set(FEATURES) - {"generation"}
+    for path in _files("generation"):
+        wrong = {m for m in _imported(path) if m.split(".")[0] in others}
+        assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}"
