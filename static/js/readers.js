@@ -122,6 +122,7 @@ async function settleRefused(generation, settle) {
   if (!response.ok) throw new Error(await errorMessage(response));
   const state = await response.json();
   if (state.status === "running") return settle.error("the server refused the stream");
+  if (state.status === "failed") return settle.error(state.error?.message ?? "it failed");
   settle.end({ finish_reason: state.finish_reason ?? state.status, tokens: state.tokens });
 }
 
