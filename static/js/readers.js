@@ -6,6 +6,17 @@
 // handlers: start(info), token({index, text}), end({finish_reason, tokens}), error(message) and,
 // for the transports that resume, reconnect({attempt, delayMs}). Exactly one of end() and
 // error() is called, once; stop() ends with end({finish_reason: "cancelled"}).
+//
+// A generation runs on the server whether or not anyone reads it, so it has a reader of its own:
+//
+//   const run = readGeneration(createUrl, request, handlers);        // POST, then read it
+//   const run = readGeneration(createUrl, request, handlers, { resume: generation });
+//
+// where `generation` is the `{id, events_url, status_url}` that handlers.created(generation)
+// got when it was created (store it to read it again after a reload). Its events are read from
+// the first token either way; stop() cancels it on the server, whose `end` (cancelled) settles
+// the run. A generation that is gone (past its TTL) calls handlers.expired() instead of end()
+// or error().
 
 import { fetchEventSource } from "./fetch-event-source.js";
 
@@ -18,15 +29,25 @@ function settling(handlers, closing = () => {}) {
     closing();
     handlers[name]?.(value);
   };
-  return { end: once("end"), error: once("error"), get settled() { return settled; } };
+  return {
+    end: once("end"), error: once("error"), expired: once("expired"),
+    get settled() { return settled; },
+  };
 }
 
 const CANCELLED = { finish_reason: "cancelled" };
 
+/** The token index an SSE id carries (`7`, or `<generation>:7` when a generation serves it);
+ * NaN for an id that carries none. */
+export function tokenIndex(lastEventId) {
+  const digits = lastEventId.slice(lastEventId.lastIndexOf(":") + 1);
+  return /^\d+$/.test(digits) ? Number(digits) : NaN;
+}
+
 // The service's SSE events: `start`, default-type tokens whose id is their index, `end`,
 // `error` (in band, after the start).
 function chatEvent(handlers, settle, type, data, lastEventId) {
-  if (type === "message") handlers.token?.({ index: Number(lastEventId), text: data });
+  if (type === "message") handlers.token?.({ index: tokenIndex(lastEventId), text: data });
   else if (type === "start") handlers.start?.(JSON.parse(data));
   else if (type === "end") settle.end(JSON.parse(data));
   else if (type === "error") settle.error(JSON.parse(data).message);
@@ -36,7 +57,15 @@ function chatEvent(handlers, settle, type, data, lastEventId) {
 /** GET /sse/chat with the browser's EventSource, which reconnects with Last-Event-ID itself. */
 export function readChatEventSource(url, request, handlers) {
   const query = new URLSearchParams(Object.entries(request).map(([k, v]) => [k, String(v)]));
-  const source = new EventSource(`${url}?${query}`);
+  const settle = readEventSource(`${url}?${query}`, handlers,
+    (fail) => fail.error("the server refused the stream"));
+  return { stop() { settle.end(CANCELLED); } };
+}
+
+// Reads the service's events from `url` with EventSource; `refused(settle)` settles a stream
+// the server answered with anything but 200 (EventSource then gives up: readyState CLOSED).
+function readEventSource(url, handlers, refused) {
+  const source = new EventSource(url);
   // Closed before end() runs, or EventSource would reconnect and be sent the end again.
   const settle = settling(handlers, () => source.close());
   for (const type of ["message", "start", "end"]) {
@@ -44,10 +73,68 @@ export function readChatEventSource(url, request, handlers) {
   }
   source.addEventListener("error", (e) => {
     if (e.data !== undefined) chatEvent(handlers, settle, "error", e.data); // the server's event
-    else if (source.readyState === EventSource.CLOSED) settle.error("the server refused the stream");
+    else if (source.readyState === EventSource.CLOSED) refused(settle);
     else handlers.reconnect?.({}); // a dropped connection: EventSource comes back by itself
   });
-  return { stop() { settle.end(CANCELLED); } };
+  return settle;
+}
+
+/** POST /api/generations (or `resume` a stored one), then read its events with EventSource. */
+export function readGeneration(createUrl, request, handlers, { resume } = {}) {
+  let generation = resume;
+  let settle = null;
+  let stopping = false;
+  const failed = (error) => {
+    if (!settle) settle = settling(handlers); // failed before the events were read
+    settle.error(error.message ?? String(error));
+  };
+  const cancel = () => sendJson(generation.status_url, { method: "DELETE" }).catch((error) => {
+    // 409: it ended by itself, and its own `end` is on the way.
+    if (error.status !== 409) failed(error);
+  });
+  const read = () => {
+    settle = readEventSource(generation.events_url, handlers,
+      (closed) => settleRefused(generation, closed).catch(failed));
+    if (stopping) cancel();
+  };
+  if (generation) read();
+  else {
+    sendJson(createUrl, { method: "POST", body: JSON.stringify(request) }).then((created) => {
+      generation = created;
+      handlers.created?.(generation);
+      read();
+    }).catch(failed);
+  }
+  return {
+    stop() {
+      if (settle?.settled) return;
+      stopping = true; // before the POST answered: cancel as soon as it has
+      if (generation) cancel();
+    },
+  };
+}
+
+// The events URL was refused: 404 when the generation is gone, 204 when it had ended. Its
+// status tells which (the text it had is not read again: a 204 comes after the whole stream).
+async function settleRefused(generation, settle) {
+  const response = await fetch(generation.status_url);
+  if (response.status === 404) return settle.expired();
+  if (!response.ok) throw new Error(await errorMessage(response));
+  const state = await response.json();
+  if (state.status === "running") return settle.error("the server refused the stream");
+  if (state.status === "failed") return settle.error(state.error?.message ?? "it failed");
+  settle.end({ finish_reason: state.finish_reason ?? state.status, tokens: state.tokens });
+}
+
+// fetch with a JSON body and answer; a non-2xx answer throws an Error with its `status`.
+async function sendJson(url, options) {
+  const response = await fetch(url, {
+    ...options, headers: { "Content-Type": "application/json", Accept: "application/json" },
+  });
+  if (!response.ok) {
+    throw Object.assign(new Error(await errorMessage(response)), { status: response.status });
+  }
+  return response.json();
 }
 
 // POST /api/chat with `accept`; `read(body, settle)` consumes the body.

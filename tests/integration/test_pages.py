@@ -1,6 +1,7 @@
 """The pages in a real browser (Playwright driving Debian's Chromium) against the real server:
-every chat transport streams and stops, EventSource survives a reload of the server, the fetch
-reader survives a cut connection, speech and the proxy chat arrive whole, no console errors.
+every chat transport streams and stops, a generation carries on through a reload of the page,
+EventSource survives a reload of the server, the fetch reader survives a cut connection, speech
+and the proxy chat arrive whole, no console errors.
 
 The pages of the broker, task and log features are tested in test_pages_fanout.py.
 """
@@ -12,6 +13,7 @@ import re
 import signal
 
 import pytest
+import requests
 from playwright.sync_api import expect
 
 from generation import demo_model
@@ -20,7 +22,7 @@ from tests.support.browser import PHONE, ConsoleErrors, open_page, screenshot
 from tests.support.clients import metric, wait_until
 from tests.support.cutting_proxy import CuttingProxy
 
-TRANSPORTS = ["eventsource", "fetch-sse", "fetch-ndjson", "fetch-text", "websocket"]
+TRANSPORTS = ["generation", "eventsource", "fetch-sse", "fetch-ndjson", "fetch-text", "websocket"]
 # /logs asks for the list of logs as it loads: test_pages_fanout.py covers it.
 PAGES = ["/", "/chat", "/tts", "/tasks", "/channels", "/proxy"]
 DONE = re.compile(r"^(done|error)")
@@ -66,7 +68,8 @@ def test_every_transport_shows_text_growing_then_the_whole_answer(page, transpor
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_stop_ends_the_stream_midway_and_the_server_lets_go(page, server, transport):
-    label = {"eventsource": "sse", "websocket": "ws"}.get(transport, transport.split("-")[-1])
+    label = {"generation": "sse", "eventsource": "sse", "websocket": "ws"}.get(
+        transport, transport.split("-")[-1])
     baseline = metric(server.url, "streams_active", transport=label)
     start_chat(page, transport, "stop me", 200, 100)
     expect(page.locator("#count")).not_to_have_text(re.compile(r"^[0-2]$"))  # 3 or more
@@ -75,6 +78,59 @@ def test_stop_ends_the_stream_midway_and_the_server_lets_go(page, server, transp
     assert 3 <= tokens_shown(page) < 200
     wait_until(lambda: metric(server.url, "streams_active", transport=label) == baseline,
                timeout=3.0)
+
+
+def stored_generation(page) -> dict | None:
+    return page.evaluate("() => JSON.parse(sessionStorage.getItem('chat.generation'))")
+
+
+def test_the_generation_transport_is_the_default(page):
+    page.goto("/chat")
+    assert page.input_value("select[name=transport]") == "generation"
+
+
+def test_a_generation_carries_on_through_a_reload_of_the_page(page, server):
+    prompt, tokens = "reload me 流式", 60
+    start_chat(page, "generation", prompt, tokens, 50)
+    expect(page.locator("#count")).not_to_have_text(re.compile(r"^\d$"))  # 10 or more
+    generation = stored_generation(page)["generation"]
+    page.reload()
+    assert page.input_value("textarea[name=prompt]") == prompt
+    assert page.input_value("select[name=transport]") == "generation"
+    assert finished(page, 30_000) == "done: stop"
+    assert page.text_content("#output") == demo_model.complete(prompt, tokens)
+    assert tokens_shown(page) == tokens  # each token appended once: no duplicate, no gap
+    assert stored_generation(page) is None
+    state = requests.get(server.url + generation["status_url"], timeout=5).json()
+    assert state["status"] == "done" and state["tokens"] == tokens
+
+
+def test_stop_cancels_the_generation_on_the_server(page, server):
+    start_chat(page, "generation", "cancel me", 200, 100)
+    expect(page.locator("#count")).not_to_have_text(re.compile(r"^[0-2]$"))  # 3 or more
+    generation_id = stored_generation(page)["generation"]["id"]
+    page.click("#stop")
+    assert finished(page, 5_000) == "done: cancelled"
+    assert 3 <= tokens_shown(page) < 200
+    state = requests.get(f"{server.url}/api/generations/{generation_id}", timeout=5).json()
+    assert state["status"] == "cancelled"
+    assert stored_generation(page) is None
+
+
+def test_a_stored_generation_that_expired_shows_as_expired(page, console):
+    console.allow(r"status of 404 \(NOT FOUND\)")  # Chromium logs every 4xx it fetched
+    page.goto("/chat")
+    gone = "/api/generations/" + "0" * 32
+    page.evaluate("""(gone) => sessionStorage.setItem('chat.generation', JSON.stringify({
+        generation: {id: "0".repeat(32), events_url: "/sse/generations/" + "0".repeat(32),
+                     status_url: gone},
+        request: {prompt: "long ago", tokens: 5, delay_ms: 0}}))""", gone)
+    page.reload()
+    expect(page.locator("#status")).to_have_text(re.compile(r"^expired"))
+    assert page.get_attribute("#status", "data-state") == "idle"
+    assert page.input_value("textarea[name=prompt]") == "long ago"
+    assert page.is_enabled("#start")
+    assert stored_generation(page) is None
 
 
 def test_chat_works_from_the_keyboard(page):
@@ -202,6 +258,7 @@ def test_page_passes_urls_through_data_attributes(page):
     assert form.get_attribute("data-sse-url") == "/sse/chat"
     assert form.get_attribute("data-ws-url").endswith("/ws/chat")  # ws:// or wss://
     assert form.get_attribute("data-fetch-url") == "/api/chat"
+    assert form.get_attribute("data-generations-url") == "/api/generations"
 
 
 @pytest.mark.parametrize(("path", "form", "attribute", "url", "method"), [
