@@ -16,7 +16,7 @@ from streaming.sse import ParsedEvent, SSEParser
 from tests.support.clients import wait_until
 from tests.support.generation_clients import mock_answer, start_generation, state, view
 
-PROMPT = "scale out"
+PROMPT = "scale-out"
 
 
 @pytest.fixture(scope="module")
@@ -117,9 +117,9 @@ def test_a_direct_stream_resumes_on_the_other_worker(two_workers):
     connection, runner = _connection_to_worker(two_workers)
     early = _read_tokens(connection, path, stop_after=4)
     connection, other = _connection_to_worker(two_workers, avoided=runner)
-    rest = _read_tokens(connection, path, last_id=early[-1].id)
-    generation = early[0].id.split(":")[0]
+    rest = _read_tokens(connection, path, last_id=early[-1].last_event_id)
+    generation = early[0].last_event_id.split(":")[0]
     assert other != runner
-    assert [event.id for event in early + rest] == [f"{generation}:{i}" for i in range(12)]
+    assert [event.last_event_id for event in early + rest] == [f"{generation}:{i}" for i in range(12)]
     assert "".join(event.data for event in early + rest) == mock_answer(two_workers.url,
                                                                          PROMPT, 12)

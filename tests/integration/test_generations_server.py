@@ -15,6 +15,7 @@ from tests.support.generation_clients import mock_answer, start_generation, stat
 from tests.support.ws_clients import connect, receive, send, until_end
 
 PROMPT = "Tell me about streaming"
+QUERY_PROMPT = PROMPT.replace(" ", "+")
 GRACE = 0.5
 
 
@@ -58,7 +59,7 @@ def test_a_viewer_resumes_after_its_last_token_and_one_that_had_the_end_gets_204
     assert rest.ids == [str(i) for i in range(4, 10)] and rest.of("start") == []
     whole = mock_answer(server.url, PROMPT, 10)
     assert "".join(first.tokens + rest.tokens) == whole
-    end_id = rest.events[-1].id
+    end_id = rest.events[-1].last_event_id
     assert end_id == "10"
     assert view(server.url, created["events_url"], last_id=end_id).status == 204
     assert view(server.url, created["events_url"], last_id="11").status == 400
@@ -66,6 +67,7 @@ def test_a_viewer_resumes_after_its_last_token_and_one_that_had_the_end_gets_204
 
 def test_ndjson_viewers_get_the_same_answer(server):
     created = start_generation(server.url, prompt=PROMPT, tokens=6)
+    view(server.url, created["events_url"], stop_after=2)  # a viewer's last id must exist
     with Stream(server.url, created["events_url"],
                 headers={"Accept": "application/x-ndjson", "Last-Event-ID": "1"}) as stream:
         assert stream.response.getheader("Content-Type") == "application/x-ndjson"
@@ -85,7 +87,11 @@ def test_delete_ends_it_for_every_viewer_with_cancelled(server):
             ends = [json.loads(e.data) for _, e in stream.events() if e.type == "end"]
         assert ends[0]["finish_reason"] == "cancelled" and 0 < ends[0]["tokens"] < 200
     again = requests.delete(f"{server.url}{created['status_url']}", timeout=10)
-    assert again.status_code == 409
+    assert again.status_code == 200 and again.json() == response.json() | {
+        "tokens": ends[0]["tokens"], "text": again.json()["text"]}
+    done = start_generation(server.url, prompt=PROMPT, tokens=2)
+    view(server.url, done["events_url"])
+    assert requests.delete(server.url + done["status_url"], timeout=10).status_code == 409
 
 
 def test_unknown_and_malformed_ids_are_404_and_bad_bodies_400(server):
@@ -97,7 +103,7 @@ def test_unknown_and_malformed_ids_are_404_and_bad_bodies_400(server):
                  {"messages": [{"role": "robot", "content": "x"}]}, {"messages": "hi"}):
         response = requests.post(f"{server.url}/api/generations", json=body, timeout=10)
         assert response.status_code == 400, body
-        assert response.json()["error"]["type"] == "invalid_parameter"
+        assert response.json()["error"]["type"] == "invalid_request"
 
 
 def test_messages_are_answered_like_the_last_user_message(server):
@@ -108,16 +114,16 @@ def test_messages_are_answered_like_the_last_user_message(server):
 
 
 def test_sse_chat_resumes_the_same_answer_after_a_dropped_connection(server):
-    path = f"/sse/chat?prompt={PROMPT}&tokens=12"
+    path = f"/sse/chat?prompt={QUERY_PROMPT}&tokens=12"
     first = view(server.url, path, stop_after=5)
     [start] = first.of("start")
     generation = start["generation"]
     assert first.ids == [f"{generation}:{i}" for i in range(5)]
-    assert first.events[0].id == generation
+    assert first.events[0].last_event_id == generation
     rest = view(server.url, path, last_id=first.ids[-1])
     assert rest.ids == [f"{generation}:{i}" for i in range(5, 12)] and rest.of("start") == []
     assert "".join(first.tokens + rest.tokens) == mock_answer(server.url, PROMPT, 12)
-    assert view(server.url, path, last_id=rest.events[-1].id).status == 204
+    assert view(server.url, path, last_id=rest.events[-1].last_event_id).status == 204
     # Dropped after the start only: the same answer from its first token, not a new one.
     again = view(server.url, path, last_id=generation)
     assert again.tokens == first.tokens + rest.tokens
@@ -138,11 +144,11 @@ def test_api_chat_streams_the_same_tokens_as_ndjson_and_as_text(server):
 
 
 def test_a_resume_of_an_unknown_generation_is_a_reset_never_a_new_answer(server):
-    viewed = view(server.url, f"/sse/chat?prompt={PROMPT}&tokens=5",
+    viewed = view(server.url, f"/sse/chat?prompt={QUERY_PROMPT}&tokens=5",
                   last_id="f" * 32 + ":3")
     assert viewed.of("reset") == [{"reason": "generation_expired"}] and viewed.tokens == []
     for bad in ("3", "x:1", "f" * 32 + ":-1"):
-        assert view(server.url, f"/sse/chat?prompt={PROMPT}", last_id=bad).status == 400
+        assert view(server.url, f"/sse/chat?prompt={QUERY_PROMPT}", last_id=bad).status == 400
 
 
 def test_websocket_start_carries_the_generation_and_resume_continues_it(server):
@@ -172,20 +178,20 @@ def test_a_websocket_cancel_ends_the_generation_on_the_server(server):
 
 
 def test_a_direct_streams_generation_is_cancelled_once_unwatched_for_its_grace(server):
-    first = view(server.url, f"/sse/chat?prompt={PROMPT}&tokens=200", stop_after=2)
+    first = view(server.url, f"/sse/chat?prompt={QUERY_PROMPT}&tokens=200", stop_after=2)
     generation = first.of("start")[0]["generation"]
     assert state(server.url, generation)["status"] == "running"
     took = wait_until(lambda: state(server.url, generation)["status"] == "cancelled",
                       timeout=GRACE + 5)
     assert took >= GRACE * 0.5
     # Reconnecting now gets the tokens it missed, then the cancelled end.
-    rest = view(server.url, f"/sse/chat?prompt={PROMPT}&tokens=200", last_id=first.ids[-1])
+    rest = view(server.url, f"/sse/chat?prompt={QUERY_PROMPT}&tokens=200", last_id=first.ids[-1])
     assert rest.of("end")[0]["finish_reason"] == "cancelled"
     assert rest.ids[0] == f"{generation}:2"
 
 
 def test_a_reconnect_within_the_grace_keeps_the_answer_running(server):
-    path = f"/sse/chat?prompt={PROMPT}&tokens=40"
+    path = f"/sse/chat?prompt={QUERY_PROMPT}&tokens=40"
     first = view(server.url, path, stop_after=2)
     time.sleep(GRACE / 3)
     rest = view(server.url, path, last_id=first.ids[-1])

@@ -44,7 +44,7 @@ class Viewed:
 
     @property
     def ids(self) -> list[str]:
-        return [event.id for event in self.events if event.type == "message"]
+        return [event.last_event_id for event in self.events if event.type == "message"]
 
     def of(self, kind: str) -> list[dict]:
         return [json.loads(event.data) for event in self.events if event.type == kind]
