@@ -59,6 +59,7 @@ class DemoBackend:
     """The built-in model: no I/O, so `open` answers at once and never raises."""
 
     name = "demo"
+    model = demo_model.MODEL_NAME
 
     def open(self, params: GenerationParams, cancellation: Cancellation,
              base_url: str) -> DemoAnswer:

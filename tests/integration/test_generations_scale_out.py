@@ -120,6 +120,7 @@ def test_a_direct_stream_resumes_on_the_other_worker(two_workers):
     rest = _read_tokens(connection, path, last_id=early[-1].last_event_id)
     generation = early[0].last_event_id.split(":")[0]
     assert other != runner
-    assert [event.last_event_id for event in early + rest] == [f"{generation}:{i}" for i in range(12)]
+    ids = [event.last_event_id for event in early + rest]
+    assert ids == [f"{generation}:{i}" for i in range(12)]
     assert "".join(event.data for event in early + rest) == mock_answer(two_workers.url,
                                                                          PROMPT, 12)

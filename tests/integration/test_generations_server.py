@@ -10,6 +10,7 @@ import time
 import pytest
 import requests
 
+from generation import demo_model
 from tests.support.clients import Stream, wait_until
 from tests.support.generation_clients import mock_answer, start_generation, state, view
 from tests.support.ws_clients import connect, receive, send, until_end
@@ -26,6 +27,16 @@ def server(request, start_server):
     if request.param == "redis":
         env["REDIS_URL"] = request.getfixturevalue("redis_url")
     return start_server(env=env)
+
+
+def test_the_demo_backend_answers_generations_too(start_server):
+    demo = start_server()
+    created = start_generation(demo.url, prompt=PROMPT, tokens=6, delay_ms=5)
+    viewed = view(demo.url, created["events_url"])
+    assert "".join(viewed.tokens) == demo_model.complete(PROMPT, 6)
+    assert viewed.of("start")[0] == {"model": "demo", "tokens": 6, "backend": "demo",
+                                     "generation": created["id"]}
+    assert viewed.of("end") == [{"finish_reason": "stop", "tokens": 6}]
 
 
 def test_a_generation_streams_the_models_answer_and_its_state_follows(server):

@@ -80,3 +80,8 @@ def test_after_close_iteration_stops():
     assert next(iter(answer)) == Token(0, demo_model.token(demo_model.seed("p"), 0))
     answer.close()
     assert list(answer) == []
+
+
+def test_the_backend_names_itself_and_its_model_as_start_reports_them():
+    backend = DemoBackend()
+    assert (backend.name, backend.model) == ("demo", demo_model.MODEL_NAME)
