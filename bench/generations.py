@@ -98,7 +98,8 @@ def _bursts(results: dict, size: Size, redis_url: str) -> None:
 
 
 def _resume(results: dict, size: Size, redis_url: str) -> None:
-    """Viewers that reconnect at once to a generation halfway through, after token 10."""
+    """Viewers that reconnect at once to a generation halfway through, after its tenth."""
+    after = str(size.paced_tokens // 10)
     with ExitStack() as stack:
         paced = _paced(stack, size)
         servers = {MEMORY: _backed(stack, paced.url + "/v1"),
@@ -112,7 +113,7 @@ def _resume(results: dict, size: Size, redis_url: str) -> None:
                 time.sleep(size.ideal_ms() / 2000)  # halfway through its tokens
                 rounds[name].append(loadgen(
                     "generations", server.url + created["events_url"], "--conns",
-                    str(size.pick(200, 200, 10)), "--header", "Last-Event-ID: 10"))
+                    str(size.pick(200, 200, 10)), "--header", f"Last-Event-ID: {after}"))
         for name, measured in rounds.items():
             ordered = sorted(measured, key=lambda r: r["first_token_ms"]["p99"] or 0)
             results[name]["resume"] = {

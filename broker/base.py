@@ -37,9 +37,10 @@ class Broker(ABC):
         self.queue_size = queue_size
 
     def subscribe(self, topic: str, last_id: str | None = None, *,
-                  from_latest: bool = False) -> Subscription:
+                  from_latest: bool = False, kept_whole: bool = False) -> Subscription:
         """A subscriber of `topic`; nothing happens until it is read (see Subscription)."""
-        return Subscription(self, topic, last_id, self.queue_size, from_latest=from_latest)
+        return Subscription(self, topic, last_id, self.queue_size, from_latest=from_latest,
+                            kept_whole=kept_whole)
 
     @abstractmethod
     def publish(self, topic: str, event: str, data: str) -> str:

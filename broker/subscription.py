@@ -49,9 +49,10 @@ class Subscription:
     """The events of `topic` after `last_id` (a Last-Event-ID), then live ones as they come.
 
     Without `last_id` it starts with what is published next (after `pin()`, or after reading
-    began), or, with `from_latest`, with the latest retained event. A `last_id` that is not an
-    id raises InvalidEventId at once; one older than the retained history yields
-    `event: reset` first, then the oldest retained event.
+    began), or, with `from_latest`, with the latest retained event. `kept_whole` skips the
+    checks for a lost history (two round trips to Redis) for a topic that is never trimmed.
+    A `last_id` that is not an id raises InvalidEventId at once; one older than the retained
+    history yields `event: reset` first, then the oldest retained event.
 
     Iterate it (`for event in sub`), poll it (`get(timeout)`), or stream it: it is a pipeline
     source (`batches`). One greenlet reads a subscription; `close()` may come from any.
@@ -61,11 +62,13 @@ class Subscription:
     """Events read from the history at a time (and written as one chunk)."""
 
     def __init__(self, store: Store, topic: str, last_id: str | None, queue_size: int, *,
-                 from_latest: bool = False) -> None:
+                 from_latest: bool = False, kept_whole: bool = False) -> None:
         self.topic = topic
         self._store = store
         self._after: Key | None = parse_id(last_id) if last_id else None
-        self._resuming = self._after is not None  # a client's id: it may be past the history
+        # A client's id may be past the history, unless the topic is positioned and kept
+        # whole (`publish_open(position=...)`), and the caller has checked it is still there.
+        self._resuming = self._after is not None and not kept_whole
         self._from_latest = from_latest
         self._first: list[Item] = []
         self._mailbox = Mailbox(queue_size, overflow_notice(queue_size))

@@ -1,10 +1,12 @@
 """`Run`: one generation answered in this worker, its tokens written to the broker in batches.
 
 The model's answer is read in the run's greenlet; what it yields is queued, and a second
-greenlet writes the queue to the broker as one event per write, so while one write is under way
-the next batch gathers (with Redis, a round trip per batch, never per token). The answer ends
-with one final event, unless the topic was ended meanwhile (a `DELETE` on any worker, a viewer
-grace that ran out): the run then stops and cuts the model off.
+greenlet writes the queue to its topic (`topic.py`) as one event per write, so while one write
+is under way the next batch gathers (with Redis, a round trip per batch, never per token). The
+answer ends with one final event, unless the topic was ended meanwhile (a `DELETE`, a viewer
+grace that ran out): the run then stops and cuts the model off. An end written on this worker
+stops it at once; one written on another worker, at the run's next write, or (a model still
+thinking) at its next tick, within a second.
 
 Viewers on this worker are counted here (`joined`/`left`); one on another worker holds the
 generation's viewers lease instead. A run started with a grace is cancelled once it has had no
@@ -21,15 +23,15 @@ from dataclasses import dataclass
 import gevent
 from gevent.event import AsyncResult, Event
 
-from broker import AT_END, Broker, BrokerUnavailable
+from broker import AT_END, BrokerUnavailable
 from generation.backends import Answer, AnswerFailed, Backend, ModelError
 from generation.events import End, Token
 from generation.params import GenerationParams
 from streaming.cancellation import Cancellation
 from streaming.failure import Failure
-from streaming.mailbox import Mailbox
 
 from . import record
+from .topic import RunTopic
 
 log = logging.getLogger(__name__)
 
@@ -56,20 +58,21 @@ class RunLimits:
 class Run:
     """`params` answered by `backend` as generation `id`; `grace` None runs to the end."""
 
-    def __init__(self, id_: str, params: GenerationParams, backend: Backend, broker: Broker,
+    def __init__(self, id_: str, params: GenerationParams, backend: Backend, topic: RunTopic,
                  limits: RunLimits, base_url: str, grace: float | None) -> None:
         self.id = id_
         self.params = params
+        self.topic = topic
         self.cancellation = Cancellation()
         self.opened = AsyncResult()  # None once the answer began, or the ModelError
         self._backend = backend
-        self._broker = broker
+        self._broker = topic.broker  # for its leases
         self._limits = limits
         self._base_url = base_url
         self._grace = grace
-        self._topic = record.topic(id_)
         self._pending: list[str] = []
         self._published = 0  # tokens written to the broker
+        self._written_at = time.monotonic()
         self._answer_over = False
         self._wrote = Event()
         self._viewers = 0
@@ -98,10 +101,9 @@ class Run:
         """Cancel, unless a viewer elsewhere holds the viewers lease (atomic with the end)."""
         self._grace_timer = None
         try:
-            ended = self._broker.publish_open(
-                self._topic, record.END, record.end_data("cancelled"), final=True,
-                unless_leased=record.viewers_lease(self.id), position=AT_END,
-                retain_seconds=self._limits.ttl_seconds)
+            ended = self.topic.append(record.END, record.end_data("cancelled"), final=True,
+                                      unless_leased=record.viewers_lease(self.id),
+                                      position=AT_END)
         except BrokerUnavailable:
             return  # the next tick tries again
         if ended is not None:
@@ -113,7 +115,6 @@ class Run:
         keeper = gevent.spawn(self._keep_alive)
         writer = gevent.spawn(self._write_pending)
         limit = gevent.spawn_later(self._limits.max_seconds, self.cancellation.cancel, "too long")
-        watcher = self._watch_for_an_end_elsewhere()
         try:
             ending = self._answer()
             self._answer_over = True
@@ -127,8 +128,6 @@ class Run:
             for greenlet in (keeper, writer, limit, self._grace_timer):
                 if greenlet is not None:
                     greenlet.kill(block=False)
-            if watcher is not None:
-                self._broker.unfollow(self._topic, watcher)
             self._release_lease()
 
     def _answer(self) -> tuple[str, str] | None:
@@ -191,19 +190,19 @@ class Run:
                 del self._pending[:MAX_TOKENS_PER_EVENT]
                 first = self._published
                 self._published += len(batch)
-                written = self._broker.publish_open(
-                    self._topic, record.TOKENS, record.tokens_data(first, batch),
-                    position=self._published)
+                written = self.topic.append(record.TOKENS, record.tokens_data(first, batch),
+                                            position=self._published)
+                self._written_at = time.monotonic()
                 if written is None:  # ended elsewhere
+                    self.topic.adopt_end()
                     self.cancellation.cancel("ended elsewhere")
                     return
             if over:
                 return
 
     def _publish_final(self, event: str, data: str) -> None:
-        self._broker.publish_open(self._topic, event, data, final=True,
-                                  position=self._published,
-                                  retain_seconds=self._limits.ttl_seconds)
+        if self.topic.append(event, data, final=True, position=self._published) is None:
+            self.topic.adopt_end()  # someone else's end came first: the copy needs it too
 
     def _keep_alive(self) -> None:
         """Renew the lease; end the run once no viewer anywhere watched for its grace."""
@@ -217,22 +216,19 @@ class Run:
             if (self._grace is not None and self._viewers == 0 and self._grace_timer is None
                     and unwatched >= self._grace):
                 self._end_unwatched()
+            self._look_for_an_end_elsewhere()
 
-    def _watch_for_an_end_elsewhere(self) -> Mailbox | None:
-        """With a shared broker, a `DELETE` on another worker ends the topic: notice it now,
-        not at the next write, so a model still thinking is cut at once."""
-        if not self._broker.shared:
-            return None  # every end is published in this process, which cancels the run itself
-        mailbox = Mailbox(1_000_000, None)
-        self._broker.follow(self._topic, mailbox)
-        gevent.spawn(self._await_final, mailbox)
-        return mailbox
+    def _look_for_an_end_elsewhere(self) -> None:
+        """With a shared broker and nothing written for a tick, read whether the topic ended."""
+        if not self.topic.mirrored or time.monotonic() - self._written_at < self._limits.tick:
+            return
+        if self.topic.adopt_end():
+            self.end_elsewhere()
 
-    def _await_final(self, mailbox: Mailbox) -> None:
-        while items := mailbox.take(None):
-            if any(item.final for item in items):
-                self.cancellation.cancel("ended elsewhere")
-                return
+    def end_elsewhere(self) -> None:
+        """The topic was ended by someone else: stop the answer (a no-op once it is over)."""
+        if not self._answer_over:
+            self.cancellation.cancel("ended elsewhere")
 
     def _release_lease(self) -> None:
         with suppress(BrokerUnavailable):  # if so, it expires by itself

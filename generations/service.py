@@ -10,15 +10,17 @@ by whoever notices first.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import suppress
 
-from broker import AT_END, Broker, BrokerUnavailable, format_id
+from broker import AT_END, Broker, BrokerUnavailable, format_id, make_broker
 from generation.backends import Backend
 from generation.params import GenerationParams
 from http_policy.validation import InvalidParameter
 
 from . import record
 from .runner import Run, RunLimits
+from .topic import RunTopic
 from .view import GenerationView
 
 ORPHANED = "the worker running the generation stopped"
@@ -34,6 +36,8 @@ class Generations:
     def __init__(self, broker: Broker, backend: Backend, limits: RunLimits,
                  grace_seconds: float) -> None:
         self.broker = broker
+        # Where this worker's viewers of its own runs read: a copy in memory (see topic.py).
+        self.local = make_broker("", 1, broker.queue_size) if broker.shared else broker
         self.backend = backend
         self.limits = limits
         self.grace_seconds = grace_seconds
@@ -43,11 +47,12 @@ class Generations:
         """Start answering `params` in this worker; with `graced`, the run is cancelled once
         nobody watched it for GENERATION_GRACE_SECONDS (a direct stream's answer)."""
         id_ = record.new_id()
-        self.broker.publish_open(
-            record.topic(id_), record.START,
-            record.start_data(self.backend.model, params.tokens, self.backend.name), position=0,
-            retain_seconds=self.limits.max_seconds + self.limits.ttl_seconds)
-        run = Run(id_, params, self.backend, self.broker, self.limits, base_url,
+        topic = RunTopic(self.broker, self.local, record.topic(id_),
+                         ttl_seconds=self.limits.ttl_seconds, max_seconds=self.limits.max_seconds)
+        topic.append(record.START,
+                     record.start_data(self.backend.model, params.tokens, self.backend.name),
+                     position=0)
+        run = Run(id_, params, self.backend, topic, self.limits, base_url,
                   self.grace_seconds if graced else None)
         self._running[id_] = run
         run.start().link(lambda _: self._running.pop(id_, None))
@@ -86,11 +91,15 @@ class Generations:
         """End the generation `cancelled` (a no-op once it ended) and cut its model off: at
         once in this worker, within a broker delivery in any other."""
         self.state(id_)  # UnknownGeneration, or a dead runner's generation settled first
-        self.broker.publish_open(record.topic(id_), record.END, record.end_data("cancelled"),
-                                 final=True, position=AT_END,
-                                 retain_seconds=self.limits.ttl_seconds)
         run = self._running.get(id_)
-        if run is not None:
+        if run is None:
+            self.broker.publish_open(record.topic(id_), record.END,
+                                     record.end_data("cancelled"), final=True, position=AT_END,
+                                     retain_seconds=self.limits.ttl_seconds)
+        else:
+            if run.topic.append(record.END, record.end_data("cancelled"), final=True,
+                                position=AT_END) is None:
+                run.topic.adopt_end()
             run.cancellation.cancel("cancelled")
         return self.state(id_)
 
@@ -102,6 +111,27 @@ class Generations:
         `counted` is the run this viewer was already counted by (its starter). Raises
         UnknownGeneration, InvalidParameter for an `after` past the generation's tokens.
         """
+        # Its starter knows it exists, and has no last token.
+        if counted is None and not self._check_resumable(id_, after):
+            return None
+        # Position after+1 holds the batch that starts past `after` (or later ones).
+        start = (after + 1, 0) if after is not None and after >= 0 else (0, 0)
+        run = counted or self._running.get(id_)
+        store = self.broker if run is None else self.local
+        subscription = store.subscribe(record.topic(id_), format_id(start), kept_whole=True)
+        if counted is None and run is not None:
+            run.joined()
+        if run is None:
+            return GenerationView(id_, subscription, after, tick=self.limits.tick,
+                                  on_tick=self._ticker(id_), on_end=_nothing,
+                                  on_close=_nothing)
+        # The run is here: alive, and it counts this viewer itself.
+        return GenerationView(id_, subscription, after, tick=self.limits.tick,
+                              on_tick=_nothing, on_end=run.end_elsewhere, on_close=run.left)
+
+    def _check_resumable(self, id_: str, after: int | None) -> bool:
+        """Whether the generation exists (UnknownGeneration if not) and has something past
+        `after` to send; InvalidParameter for an `after` it never had."""
         latest = self.broker.latest(record.topic(id_))
         if not latest:
             raise UnknownGeneration(id_)
@@ -109,21 +139,11 @@ class Generations:
         if after is not None and after > last.key[0] - (0 if last.final else 1):
             raise InvalidParameter("last_event_id", f"Last-Event-ID {after} is past this "
                                    f"generation's {last.key[0]} tokens")
-        if after is not None and last.final and after == last.key[0]:
-            return None
-        # Position after+1 holds the batch that starts past `after` (or later ones).
-        start = None if after is None else format_id((after + 1, 0) if after >= 0 else (0, 0))
-        subscription = self.broker.subscribe(record.topic(id_), start or "0-0")
-        run = counted or self._running.get(id_)
-        if counted is None and run is not None:
-            run.joined()
-        return GenerationView(id_, subscription, after, tick=self.limits.tick,
-                              on_tick=self._ticker(id_, run),
-                              on_close=run.left if run is not None else lambda: None)
+        return not (after is not None and last.final and after == last.key[0])
 
-    def _ticker(self, id_: str, run: Run | None):
-        if run is not None:
-            return lambda: None  # the run is here: alive, and counts this viewer itself
+    def _ticker(self, id_: str) -> Callable[[], None]:
+        """What a viewer on another worker than the run's does while the topic is quiet:
+        hold the viewers lease (the run's grace), and settle a run that died."""
         renew_for = self.grace_seconds + 2 * self.limits.tick
         last = [0.0]
 
@@ -136,3 +156,7 @@ class Generations:
 
         tick()
         return tick
+
+
+def _nothing() -> None:
+    pass

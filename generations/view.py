@@ -31,18 +31,19 @@ class GenerationView:
     """The events of generation `id` for a viewer whose last token was `after` (-1: it saw the
     start only; None: nothing yet).
 
-    `on_tick` runs while the topic is quiet (at least every `tick` seconds); `on_close` once,
-    when the view ends.
+    `on_tick` runs while the topic is quiet (at least every `tick` seconds); `on_end` when the
+    topic's final event arrives; `on_close` once, when the view ends.
     """
 
     def __init__(self, id_: str, subscription: Subscription, after: int | None, *,
-                 tick: float, on_tick: Callable[[], None],
+                 tick: float, on_tick: Callable[[], None], on_end: Callable[[], None],
                  on_close: Callable[[], None]) -> None:
         self.id = id_
         self._subscription = subscription
         self._after = -2 if after is None else after  # the start's place is -1
         self._tick = tick
         self._on_tick = on_tick
+        self._on_end = on_end
         self._on_close = on_close
 
     def batches(self, idle: float | None,
@@ -73,6 +74,8 @@ class GenerationView:
                     "broker_unavailable", "the message broker is unreachable; reconnect with "
                                           "Last-Event-ID to resume"))
                 continue
+            if event.final:
+                self._on_end()
             for item in record.decode(event, self.id):
                 place = item.index if type(item) is Token else -1 if type(item) is Start \
                     else None

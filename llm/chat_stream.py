@@ -56,7 +56,9 @@ class ChatStreamParser:
 
     `feed` returns the events the bytes completed; after `[DONE]` (then `done`) it returns
     nothing more. At the end of the bytes, `end_of_stream` gives the `End` if the upstream had
-    said how it finished. Both raise `AnswerFailed` for what no answer should carry.
+    said how it finished. What no answer should carry is an `AnswerFailed`: `feed` returns the
+    tokens before it, and `raise_failure()` (or the next `feed`) raises it, so no token that
+    arrived in the same read as a failure is lost.
     """
 
     def __init__(self) -> None:
@@ -66,8 +68,15 @@ class ChatStreamParser:
         self._finish_reason: str | None = None
         self._usage: dict | None = None
         self._unparsed = 0  # bytes fed since the last event completed
+        self._failure: AnswerFailed | None = None
+
+    def raise_failure(self) -> None:
+        """Raise the failure the last `feed` met, if it met one."""
+        if self._failure is not None:
+            raise self._failure
 
     def feed(self, data: bytes) -> list[Token | End]:
+        self.raise_failure()
         if self.done:
             return []
         events = self._sse.feed(data)
@@ -76,18 +85,22 @@ class ChatStreamParser:
                                                    for e in events):
             raise AnswerFailed(TOO_LARGE)
         out: list[Token | End] = []
-        for event in events:
-            if event.data == "[DONE]":
-                self.done = True
-                out.append(self._end(NO_FINISH))
-                break
-            token = self._chunk(event.data)
-            if token is not None:
-                out.append(token)
+        try:
+            for event in events:
+                if event.data == "[DONE]":
+                    self.done = True
+                    out.append(self._end(NO_FINISH))
+                    break
+                token = self._chunk(event.data)
+                if token is not None:
+                    out.append(token)
+        except AnswerFailed as failed:
+            self._failure = failed
         return out
 
     def end_of_stream(self) -> End:
         """The `End` of a stream whose bytes ended without `[DONE]`."""
+        self.raise_failure()
         return self._end(CUT)
 
     def _end(self, otherwise: Failure) -> End:

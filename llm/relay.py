@@ -154,7 +154,8 @@ class Relay:
         raw = self._response.raw
         try:
             if raw.chunked and not self._decode and raw._fp is not None:
-                _relay_chunked(raw, emit)
+                for payload in chunked_payloads(raw):
+                    emit(payload)
             else:
                 while piece := raw.read1(READ_SIZE, decode_content=self._decode):
                     emit(piece)
@@ -184,8 +185,8 @@ class Relay:
         self._response.close()
 
 
-def _relay_chunked(raw, emit: Callable[[bytes], None]) -> None:
-    """Emit the payload of a chunked body, everything each read brought at once.
+def chunked_payloads(raw) -> Iterator[bytes]:
+    """The payload of a chunked body (urllib3's `raw`), everything each read brought at once.
 
     Reads http.client's buffered socket reader under the response, as urllib3's own
     `read_chunked` does; at the end, closes http.client's response and puts the connection back
@@ -201,7 +202,7 @@ def _relay_chunked(raw, emit: Callable[[bytes], None]) -> None:
             raise http.client.IncompleteRead(b"")
         payload, rest = decoder.feed(data)
         if payload:
-            emit(payload)
+            yield payload
     raw._fp.close()
     if not rest:
         raw.release_conn()

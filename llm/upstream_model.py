@@ -38,9 +38,11 @@ from generation.events import End, Token
 from generation.params import GenerationParams
 from http_policy.json_body import InvalidJSON, parse_json
 from streaming.cancellation import Cancellation
+from streaming.chunked import ChunkedError
 from streaming.encoding import compact_json
 
 from .chat_stream import ChatStreamParser, bounded_message, error_message
+from .relay import chunked_payloads
 from .wire import OpenAIError
 
 if TYPE_CHECKING:
@@ -61,6 +63,12 @@ class _Response:
         self.response = response
         self.closed = False
         self._reading = False
+        raw = response.raw
+        # A chunked body is read as the relay reads it (`chunked_payloads`): everything one
+        # recv brought in one call, rather than urllib3's and http.client's call per chunk.
+        self._payloads = (chunked_payloads(raw) if raw.chunked and raw._fp is not None
+                          and response.headers.get("Content-Encoding", "identity") == "identity"
+                          else None)
 
     def read(self) -> bytes:
         """The next bytes that arrived, b"" at the end or once closed. Raises urllib3's and
@@ -70,6 +78,8 @@ class _Response:
             return b""
         self._reading = True
         try:
+            if self._payloads is not None:
+                return next(self._payloads, b"")
             return self.response.raw.read1(READ_SIZE)
         finally:
             self._reading = False
@@ -90,7 +100,7 @@ class _Response:
             self.response.close()
 
 
-READ_ERRORS = (HTTPError, http.client.HTTPException, OSError)
+READ_ERRORS = (HTTPError, http.client.HTTPException, OSError, ChunkedError)
 
 
 class UpstreamAnswer:
@@ -120,6 +130,7 @@ class UpstreamAnswer:
                     if self._stopped():
                         return
                     yield event
+                parser.raise_failure()
                 if parser.done:
                     self._read_the_rest()
                     return

@@ -71,8 +71,10 @@ def test_what_carries_no_content_gives_no_token(lines):
 @pytest.mark.parametrize("data", [b"data: [1, 2]\n\n", b"data: nope\n\n",
                                   b'data: {"a": NaN}\n\n', b"data: " + b"[" * 5000 + b"\n\n"])
 def test_events_that_are_not_json_objects_fail(data):
+    parser = ChatStreamParser()
+    assert parser.feed(data) == []
     with pytest.raises(AnswerFailed, match="not a JSON object"):
-        ChatStreamParser().feed(data)
+        parser.raise_failure()
 
 
 def test_an_event_larger_than_the_bound_fails_before_it_is_parsed():
@@ -84,8 +86,21 @@ def test_an_event_larger_than_the_bound_fails_before_it_is_parsed():
 
 
 def test_an_error_event_without_a_message_still_fails():
+    parser = ChatStreamParser()
+    parser.feed(b'data: {"error": "boom"}\n\n')
     with pytest.raises(AnswerFailed, match="no reason given"):
-        ChatStreamParser().feed(b'data: {"error": "boom"}\n\n')
+        parser.raise_failure()
+
+
+def test_tokens_read_together_with_a_failure_come_out_before_it():
+    parser = ChatStreamParser()
+    tokens = parser.feed(b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n'
+                         b'data: {"choices":[{"delta":{"content":"b"}}]}\n\ndata: nope\n\n')
+    assert [token.text for token in tokens] == ["a", "b"]
+    with pytest.raises(AnswerFailed, match="not a JSON object"):
+        parser.feed(b"data: [DONE]\n\n")
+    with pytest.raises(AnswerFailed, match="not a JSON object"):
+        parser.end_of_stream()
 
 
 def test_bounded_messages_lose_keys_and_length():
