@@ -31,14 +31,13 @@ from streaming.cancellation import Cancellation
 from streaming.failure import Failure
 
 from . import record
-from .topic import RunTopic
+from .topic import MAX_TOKENS_PER_EVENT, RunTopic
 
 log = logging.getLogger(__name__)
 
-MAX_TOKENS_PER_EVENT = 256
-"""Most tokens in one broker event: bounds what a viewer decodes in one go."""
 TIMED_OUT = Failure("generation_timeout", "the generation ran past its maximum time")
 BROKEN = Failure("stream_error", "the generation failed")
+UNAVAILABLE = record.failed_data("broker_unavailable", "the message broker is unreachable")
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,9 @@ class Run:
 
     def start(self) -> gevent.Greenlet:
         self._broker.lease(record.runner_lease(self.id), self._limits.lease_seconds)
-        return gevent.spawn(self._run)
+        self.topic.on_ended = self.end_elsewhere
+        self.greenlet = gevent.spawn(self._run)
+        return self.greenlet
 
     # Viewers of this worker.
 
@@ -124,10 +125,12 @@ class Run:
                 self._publish_final(*ending)
         except BrokerUnavailable:
             log.warning("generation %s stopped: the broker is unreachable", self.id)
+            self.topic.end_here(record.FAILED_EVENT, UNAVAILABLE)
         finally:
             for greenlet in (keeper, writer, limit, self._grace_timer):
                 if greenlet is not None:
                     greenlet.kill(block=False)
+            self.topic.close()
             self._release_lease()
 
     def _answer(self) -> tuple[str, str] | None:
@@ -190,12 +193,11 @@ class Run:
                 del self._pending[:MAX_TOKENS_PER_EVENT]
                 first = self._published
                 self._published += len(batch)
-                written = self.topic.append(record.TOKENS, record.tokens_data(first, batch),
-                                            position=self._published)
                 self._written_at = time.monotonic()
-                if written is None:  # ended elsewhere
-                    self.topic.adopt_end()
-                    self.cancellation.cancel("ended elsewhere")
+                if not self.topic.tokens(first, batch):  # ended: here or elsewhere
+                    if not self.topic.mirrored:
+                        self.topic.adopt_end()
+                    self.end_elsewhere()
                     return
             if over:
                 return

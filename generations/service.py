@@ -100,7 +100,7 @@ class Generations:
             if run.topic.append(record.END, record.end_data("cancelled"), final=True,
                                 position=AT_END) is None:
                 run.topic.adopt_end()
-            run.cancellation.cancel("cancelled")
+            run.end_elsewhere()
         return self.state(id_)
 
     def watch(self, id_: str, after: int | None, *, counted: Run | None = None
@@ -111,13 +111,13 @@ class Generations:
         `counted` is the run this viewer was already counted by (its starter). Raises
         UnknownGeneration, InvalidParameter for an `after` past the generation's tokens.
         """
+        run = counted or self._running.get(id_)
+        store = self.broker if run is None else self.local
         # Its starter knows it exists, and has no last token.
-        if counted is None and not self._check_resumable(id_, after):
+        if counted is None and not self._check_resumable(store, id_, after):
             return None
         # Position after+1 holds the batch that starts past `after` (or later ones).
         start = (after + 1, 0) if after is not None and after >= 0 else (0, 0)
-        run = counted or self._running.get(id_)
-        store = self.broker if run is None else self.local
         subscription = store.subscribe(record.topic(id_), format_id(start), kept_whole=True)
         if counted is None and run is not None:
             run.joined()
@@ -129,17 +129,24 @@ class Generations:
         return GenerationView(id_, subscription, after, tick=self.limits.tick,
                               on_tick=_nothing, on_end=run.end_elsewhere, on_close=run.left)
 
-    def _check_resumable(self, id_: str, after: int | None) -> bool:
+    @staticmethod
+    def _check_resumable(store: Broker, id_: str, after: int | None) -> bool:
         """Whether the generation exists (UnknownGeneration if not) and has something past
-        `after` to send; InvalidParameter for an `after` it never had."""
-        latest = self.broker.latest(record.topic(id_))
+        `after` to send; InvalidParameter for an `after` a running one never had.
+
+        An ended one treats any `after` from its count on as a viewer that had the end: a
+        viewer of the run's own worker may have had a few tokens more than the broker kept
+        when another worker cancelled it (see topic.py)."""
+        latest = store.latest(record.topic(id_))
         if not latest:
             raise UnknownGeneration(id_)
         last = latest[-1]
-        if after is not None and after > last.key[0] - (0 if last.final else 1):
-            raise InvalidParameter("last_event_id", f"Last-Event-ID {after} is past this "
-                                   f"generation's {last.key[0]} tokens")
-        return not (after is not None and last.final and after == last.key[0])
+        if after is None or after < last.key[0]:
+            return True
+        if last.final:
+            return False
+        raise InvalidParameter("last_event_id", f"Last-Event-ID {after} is past this "
+                               f"generation's {last.key[0]} tokens")
 
     def _ticker(self, id_: str) -> Callable[[], None]:
         """What a viewer on another worker than the run's does while the topic is quiet:

@@ -1,0 +1,63 @@
+"""A run's topic against a real Redis: the copy first, the broker behind, ends from elsewhere."""
+
+from __future__ import annotations
+
+import uuid
+
+import gevent
+import pytest
+
+from broker import AT_END, make_broker
+from broker.events import ZERO
+from generations import record
+from generations.topic import RunTopic
+
+
+@pytest.fixture
+def topic(redis_url):
+    broker = make_broker(redis_url, 10, 100)
+    local = make_broker("", 1, 100)
+    run_topic = RunTopic(broker, local, f"generation/{uuid.uuid4().hex}", ttl_seconds=60,
+                         max_seconds=60)
+    run_topic.append(record.START, record.start_data("m", 9, "upstream"), position=0)
+    yield run_topic
+    run_topic.close()
+    broker.close()
+
+
+def texts(broker, name: str) -> list[str]:
+    return [token.text for event in broker.read_after(name, ZERO, 100)
+            if event.event == record.TOKENS for token in record.decode(event, "g")]
+
+
+def test_tokens_reach_the_copy_at_once_and_the_broker_behind_it(topic):
+    assert topic.tokens(0, ["a", "b"]) and topic.tokens(2, ["c"])
+    assert texts(topic.local, topic.name) == ["a", "b", "c"]
+    gevent.sleep(0.05)  # the sending greenlet's turn
+    assert texts(topic.broker, topic.name) == ["a", "b", "c"]
+
+
+def test_a_final_event_goes_out_after_every_queued_token_with_the_same_position(topic):
+    topic.tokens(0, ["a"])
+    topic.tokens(1, ["b"])
+    assert topic.append(record.END, record.end_data("stop"), position=2, final=True)
+    broker_end, local_end = (store.latest(topic.name)[-1] for store in (topic.broker,
+                                                                        topic.local))
+    assert broker_end.final and local_end.final
+    assert broker_end.key[0] == local_end.key[0] == 2
+    assert texts(topic.broker, topic.name) == ["a", "b"]
+    assert not topic.tokens(2, ["late"])
+
+
+def test_an_end_written_elsewhere_stops_the_tokens_and_is_copied_in(topic):
+    ended = []
+    topic.on_ended = lambda: ended.append(True)
+    topic.tokens(0, ["a"])
+    gevent.sleep(0.05)
+    topic.broker.publish_open(topic.name, record.END, record.end_data("cancelled"),
+                              final=True, position=AT_END)  # a DELETE on another worker
+    topic.tokens(1, ["b"])
+    gevent.sleep(0.05)
+    assert ended == [True] and topic.ended
+    assert topic.local.latest(topic.name)[-1].event == record.END
+    assert not topic.tokens(2, ["c"])
