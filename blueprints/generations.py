@@ -50,7 +50,7 @@ def token_index(raw: str | None) -> int | None:
 @bp.post("/api/generations")
 def create():
     params = parse_generation(json_object())
-    run = _generations().start(params, self_base_url(request.environ))
+    run = _generations().start(params, self_base_url(request.environ), stored=True)
     status_url = url_for(".status", generation_id=run.id)
     body = {"id": run.id, "events_url": url_for(".events", generation_id=run.id),
             "status_url": status_url}

@@ -79,7 +79,6 @@ class Run:
         self._grace_timer: gevent.Greenlet | None = None
 
     def start(self) -> gevent.Greenlet:
-        self._broker.lease(record.runner_lease(self.id), self._limits.lease_seconds)
         self.topic.on_ended = self.end_elsewhere
         self.greenlet = gevent.spawn(self._run)
         return self.greenlet

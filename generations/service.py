@@ -24,6 +24,8 @@ from .topic import RunTopic
 from .view import GenerationView
 
 ORPHANED = "the worker running the generation stopped"
+START_WAIT_SECONDS = 5.0
+"""Longest a viewer of this worker's copy waits for the start to be in the broker."""
 
 
 class UnknownGeneration(LookupError):
@@ -43,15 +45,20 @@ class Generations:
         self.grace_seconds = grace_seconds
         self._running: dict[str, Run] = {}
 
-    def start(self, params: GenerationParams, base_url: str, *, graced: bool = False) -> Run:
+    def start(self, params: GenerationParams, base_url: str, *, graced: bool = False,
+              stored: bool = False) -> Run:
         """Start answering `params` in this worker; with `graced`, the run is cancelled once
-        nobody watched it for GENERATION_GRACE_SECONDS (a direct stream's answer)."""
+        nobody watched it for GENERATION_GRACE_SECONDS (a direct stream's answer). With
+        `stored`, it returns once the generation is in the broker, for any worker to find
+        (BrokerUnavailable if it cannot be); a direct stream's first viewer reads this
+        worker's copy, and need not wait."""
         id_ = record.new_id()
         topic = RunTopic(self.broker, self.local, record.topic(id_),
                          ttl_seconds=self.limits.ttl_seconds, max_seconds=self.limits.max_seconds)
-        topic.append(record.START,
-                     record.start_data(self.backend.model, params.tokens, self.backend.name),
-                     position=0)
+        topic.open(record.start_data(self.backend.model, params.tokens, self.backend.name),
+                   record.runner_lease(id_), self.limits.lease_seconds)
+        if stored:
+            topic.flush()
         run = Run(id_, params, self.backend, topic, self.limits, base_url,
                   self.grace_seconds if graced else None)
         self._running[id_] = run
@@ -127,7 +134,8 @@ class Generations:
                                   on_close=_nothing)
         # The run is here: alive, and it counts this viewer itself.
         return GenerationView(id_, subscription, after, tick=self.limits.tick,
-                              on_tick=_nothing, on_end=run.end_elsewhere, on_close=run.left)
+                              on_tick=_nothing, on_end=run.end_elsewhere, on_close=run.left,
+                              before_first=lambda: run.topic.in_broker.wait(START_WAIT_SECONDS))
 
     @staticmethod
     def _check_resumable(store: Broker, id_: str, after: int | None) -> bool:

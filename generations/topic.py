@@ -53,11 +53,28 @@ class RunTopic:
         self._unsent: list[tuple[int, list[str]]] = []  # (first index, texts) for the broker
         self._queued = Signal()
         self._sender: gevent.Greenlet | None = None
+        self._opening: tuple[str, str, float] | None = None  # the start, not yet in the broker
+        self.in_broker = Signal()  # the start is in the broker
         self.ended = False
 
     @property
     def mirrored(self) -> bool:
         return self.local is not self.broker
+
+    def open(self, data: str, lease: str, lease_seconds: float) -> None:
+        """Write the start: in the copy at once, in the broker (after the runner's `lease`,
+        so that nobody takes the run for dead) behind it; see `flush` to wait for that."""
+        self._opening = (data, lease, lease_seconds)
+        if not self.mirrored:
+            self.flush()
+            return
+        self._copy(record.START, data, 0, False)
+        self._wake_sender()
+
+    def flush(self) -> None:
+        """Write what is queued to the broker now (BrokerUnavailable if it cannot)."""
+        with self._order:
+            self._send_unsent()
 
     def append(self, event: str, data: str, *, position: int, final: bool = False,
                unless_leased: str | None = None) -> str | None:
@@ -86,10 +103,13 @@ class RunTopic:
         if self.ended or self._copy(record.TOKENS, data, first + len(texts), False) is None:
             return False
         self._unsent.append((first, texts))
+        self._wake_sender()
+        return True
+
+    def _wake_sender(self) -> None:
         if self._sender is None:
             self._sender = gevent.spawn(self._send_forever)
         self._queued.set()
-        return True
 
     def adopt_end(self) -> bool:
         """Whether the broker's topic ended; if so, its end is copied here."""
@@ -126,7 +146,15 @@ class RunTopic:
                     continue  # kept: the next write, or the final's, tries again
 
     def _send_unsent(self) -> None:
-        """Write what is queued, joined into events of at most MAX_TOKENS_PER_EVENT."""
+        """Write what is queued: the start, then tokens joined into events of at most
+        MAX_TOKENS_PER_EVENT."""
+        if self._opening is not None:
+            data, lease, lease_seconds = self._opening
+            self.broker.lease(lease, lease_seconds)
+            self.broker.publish_open(self.name, record.START, data, position=0,
+                                     retain_seconds=self._max + self._ttl)
+            self._opening = None
+            self.in_broker.set()
         while self._unsent and not self.ended:
             first, texts = self._unsent[0]
             joined = 1

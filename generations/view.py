@@ -32,12 +32,15 @@ class GenerationView:
     start only; None: nothing yet).
 
     `on_tick` runs while the topic is quiet (at least every `tick` seconds); `on_end` when the
-    topic's final event arrives; `on_close` once, when the view ends.
+    topic's final event arrives; `on_close` once, when the view ends; `before_first` before
+    anything is sent (a viewer of the run's own copy waits for the start to be in the broker,
+    so that its reconnect to any worker finds the generation).
     """
 
     def __init__(self, id_: str, subscription: Subscription, after: int | None, *,
                  tick: float, on_tick: Callable[[], None], on_end: Callable[[], None],
-                 on_close: Callable[[], None]) -> None:
+                 on_close: Callable[[], None],
+                 before_first: Callable[[], object] = lambda: None) -> None:
         self.id = id_
         self._subscription = subscription
         self._after = -2 if after is None else after  # the start's place is -1
@@ -45,6 +48,7 @@ class GenerationView:
         self._on_tick = on_tick
         self._on_end = on_end
         self._on_close = on_close
+        self._before_first = before_first
 
     def batches(self, idle: float | None,
                 cancellation: Cancellation) -> Iterator[list | object]:
@@ -61,6 +65,9 @@ class GenerationView:
                     continue
                 items = self._new(batch)
                 if items:
+                    if self._before_first is not None:
+                        self._before_first()
+                        self._before_first = None
                     quiet_since = time.monotonic()
                     yield items
         finally:
