@@ -2,10 +2,24 @@
 subscriber of every worker (see README.md beside this file)."""
 
 from .auto import current_broker, environment_broker, make_broker
-from .base import AT_END, Broker
+from .base import AT_END, Append, Broker, Lease
 from .events import Event, EventFormat, InvalidEventId, Notice, format_id, parse_id
 from .subscription import BrokerUnavailable, Subscription
 
-__all__ = ["AT_END", "Broker", "BrokerUnavailable", "Event", "EventFormat", "InvalidEventId",
-           "Notice", "Subscription", "current_broker", "environment_broker", "format_id",
-           "make_broker", "parse_id"]
+__all__ = [
+           "AT_END",
+           "Append",
+           "Broker",
+           "BrokerUnavailable",
+           "Event",
+           "EventFormat",
+           "InvalidEventId",
+           "Lease",
+           "Notice",
+           "Subscription",
+           "current_broker",
+           "environment_broker",
+           "format_id",
+           "make_broker",
+           "parse_id",
+]

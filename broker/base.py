@@ -9,6 +9,8 @@ are named flags with a time to live, so a dead process's work can be told from a
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from streaming.mailbox import Mailbox
 
@@ -17,6 +19,27 @@ from .subscription import Subscription
 
 AT_END = -1
 """The `position` of a topic's last event (`publish_open`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Append:
+    """A `publish_open` to make as part of `Broker.apply`."""
+
+    topic: str
+    event: str
+    data: str
+    final: bool = False
+    unless_leased: str | None = None
+    retain_seconds: float | None = None
+    position: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A `lease` to take as part of `Broker.apply`."""
+
+    name: str
+    seconds: float
 
 
 class Broker(ABC):
@@ -61,6 +84,15 @@ class Broker(ABC):
         position from 0 (from 1 at position 0, as Redis counts), and nothing is trimmed.
         `AT_END` appends at the last event's position. Positions never go back.
         """
+
+    def apply(self, writes: Sequence[Append | Lease]) -> list[str | None]:
+        """Each write in order, as `publish_open` and `lease` make them (an Append's id or
+        None; None for a Lease). Not atomic as a whole; the Redis backend sends them all in
+        one round trip."""
+        return [self.publish_open(w.topic, w.event, w.data, final=w.final,
+                                  unless_leased=w.unless_leased,
+                                  retain_seconds=w.retain_seconds, position=w.position)
+                if isinstance(w, Append) else self.lease(w.name, w.seconds) for w in writes]
 
     @abstractmethod
     def latest(self, topic: str, count: int = 1) -> list[Event]:

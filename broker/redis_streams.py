@@ -21,7 +21,7 @@ Deliberate choices:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -31,7 +31,7 @@ from redis.retry import Retry
 
 from streaming.mailbox import Mailbox
 
-from .base import AT_END, Broker
+from .base import AT_END, Append, Broker, Lease
 from .events import Event, Key, format_id, parse_id
 from .fanout import FLUSH_DELAY
 from .redis_reader import BLOCK_MS, StreamReader, entry_event
@@ -127,17 +127,38 @@ class RedisBroker(Broker):
                      unless_leased: str | None = None,
                      retain_seconds: float | None = None,
                      position: int | None = None) -> str | None:
-        key = self._key(topic)
-        lease = self._lease_key(unless_leased) if unless_leased is not None else key
-        retain_ms = "0" if retain_seconds is None else str(max(1, int(retain_seconds * 1000)))
+        keys, args = self._open_call(Append(topic, event, data, final, unless_leased,
+                                            retain_seconds, position))
+        with _reaching_redis():
+            return self._publish_open(keys=keys, args=args)
+
+    def _open_call(self, append: Append) -> tuple[list[str], list]:
+        """The PUBLISH_OPEN script's keys and arguments for `append`."""
+        key = self._key(append.topic)
+        leased = append.unless_leased
+        lease = self._lease_key(leased) if leased is not None else key
+        retain = append.retain_seconds
+        retain_ms = "0" if retain is None else str(max(1, int(retain * 1000)))
+        position = append.position
         if position is None:
             maxlen, entry_id = self.history, "*"
         else:
             maxlen, entry_id = 0, "end" if position == AT_END else f"{position}-*"
-        args = [maxlen, event, data, "1" if final else "0", retain_ms,
-                "1" if unless_leased is not None else "0", entry_id]
+        return [key, lease], [maxlen, append.event, append.data, "1" if append.final else "0",
+                              retain_ms, "1" if leased is not None else "0", entry_id]
+
+    def apply(self, writes: Sequence[Append | Lease]) -> list[str | None]:
+        pipe = self._redis.pipeline(transaction=False)
+        for write in writes:
+            if isinstance(write, Append):
+                keys, args = self._open_call(write)
+                self._publish_open(keys=keys, args=args, client=pipe)
+            else:
+                pipe.set(self._lease_key(write.name), "1", px=max(1, int(write.seconds * 1000)))
         with _reaching_redis():
-            return self._publish_open(keys=[key, lease], args=args)
+            results = pipe.execute()
+        return [result if isinstance(write, Append) else None
+                for write, result in zip(writes, results, strict=True)]
 
     def latest(self, topic: str, count: int = 1) -> list[Event]:
         with _reaching_redis():

@@ -129,7 +129,6 @@ class Run:
             for greenlet in (keeper, writer, limit, self._grace_timer):
                 if greenlet is not None:
                     greenlet.kill(block=False)
-            self.topic.close()
             self._release_lease()
 
     def _answer(self) -> tuple[str, str] | None:

@@ -22,6 +22,7 @@ from . import record
 from .runner import Run, RunLimits
 from .topic import RunTopic
 from .view import GenerationView
+from .writer import BrokerWriter
 
 ORPHANED = "the worker running the generation stopped"
 START_WAIT_SECONDS = 5.0
@@ -40,6 +41,7 @@ class Generations:
         self.broker = broker
         # Where this worker's viewers of its own runs read: a copy in memory (see topic.py).
         self.local = make_broker("", 1, broker.queue_size) if broker.shared else broker
+        self.writer = BrokerWriter(broker)
         self.backend = backend
         self.limits = limits
         self.grace_seconds = grace_seconds
@@ -53,7 +55,7 @@ class Generations:
         (BrokerUnavailable if it cannot be); a direct stream's first viewer reads this
         worker's copy, and need not wait."""
         id_ = record.new_id()
-        topic = RunTopic(self.broker, self.local, record.topic(id_),
+        topic = RunTopic(self.broker, self.local, self.writer, record.topic(id_),
                          ttl_seconds=self.limits.ttl_seconds, max_seconds=self.limits.max_seconds)
         topic.open(record.start_data(self.backend.model, params.tokens, self.backend.name),
                    record.runner_lease(id_), self.limits.lease_seconds)

@@ -14,7 +14,7 @@ import gevent
 import pytest
 import redis
 
-from broker import AT_END, BrokerUnavailable, InvalidEventId, make_broker
+from broker import AT_END, Append, BrokerUnavailable, InvalidEventId, Lease, make_broker
 from broker.events import RESET, ZERO, Event, Notice, parse_id
 from broker.memory import MemoryBroker
 from broker.redis_reader import entry_event
@@ -110,6 +110,20 @@ def test_a_retention_given_before_the_end_forgets_a_topic_nobody_ended(broker):
     assert broker.latest(name)
     time.sleep(0.15)
     assert broker.latest(name) == [] and broker.read_after(name, ZERO, 10) == []
+
+
+def test_apply_makes_each_write_in_order(broker):
+    name, other = topic(), topic()
+    results = broker.apply([Lease("apply-lease", 5), Append(name, "e", "1", position=0),
+                            Append(other, "e", "2"), Append(name, "end", "3", final=True,
+                                                            position=AT_END),
+                            Append(name, "late", "4", position=AT_END)])
+    assert results[0] is None and results[1] == "0-1" and results[3] == "0-2"
+    assert results[4] is None  # after the end
+    assert [e.data for e in broker.read_after(name, ZERO, 10)] == ["1", "3"]
+    assert broker.latest(other)[0].data == "2"
+    assert broker.publish_open(other, "x", "5", final=True,
+                               unless_leased="apply-lease") is None
 
 
 def test_a_bad_last_id_is_refused_at_once(broker):

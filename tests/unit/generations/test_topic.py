@@ -11,17 +11,17 @@ from broker import AT_END, make_broker
 from broker.events import ZERO
 from generations import record
 from generations.topic import RunTopic
+from generations.writer import BrokerWriter
 
 
 @pytest.fixture
 def topic(redis_url):
     broker = make_broker(redis_url, 10, 100)
     local = make_broker("", 1, 100)
-    run_topic = RunTopic(broker, local, f"generation/{uuid.uuid4().hex}", ttl_seconds=60,
-                         max_seconds=60)
-    run_topic.append(record.START, record.start_data("m", 9, "upstream"), position=0)
+    run_topic = RunTopic(broker, local, BrokerWriter(broker), f"generation/{uuid.uuid4().hex}",
+                         ttl_seconds=60, max_seconds=60)
+    run_topic.open(record.start_data("m", 9, "upstream"), "lease/test", 5)
     yield run_topic
-    run_topic.close()
     broker.close()
 
 
@@ -61,3 +61,29 @@ def test_an_end_written_elsewhere_stops_the_tokens_and_is_copied_in(topic):
     assert ended == [True] and topic.ended
     assert topic.local.latest(topic.name)[-1].event == record.END
     assert not topic.tokens(2, ["c"])
+
+
+def test_the_start_is_in_the_copy_at_once_and_in_the_broker_with_its_lease_once_flushed(topic):
+    assert topic.local.latest(topic.name)[-1].event == record.START
+    topic.flush()
+    assert topic.in_broker.is_set()
+    assert topic.broker.latest(topic.name)[-1].event == record.START
+    assert topic.broker.publish_open(topic.name, "x", "{}", final=True, position=AT_END,
+                                     unless_leased="lease/test") is None  # the lease is held
+
+
+def test_one_round_trip_writes_the_queued_tokens_of_every_run(redis_url):
+    broker = make_broker(redis_url, 10, 100)
+    writer = BrokerWriter(broker)
+    topics = [RunTopic(broker, make_broker("", 1, 100), writer, f"generation/{uuid.uuid4().hex}",
+                       ttl_seconds=60, max_seconds=60) for _ in range(3)]
+    for index, run_topic in enumerate(topics):
+        run_topic.open(record.start_data("m", 9, "upstream"), f"lease/{index}", 5)
+        run_topic.tokens(0, [f"t{index}"])
+    calls = []
+    apply = broker.apply
+    broker.apply = lambda writes: calls.append(len(writes)) or apply(writes)
+    assert writer.write_due()
+    assert calls == [9]  # three leases, three starts, three token events
+    assert [texts(broker, t.name) for t in topics] == [["t0"], ["t1"], ["t2"]]
+    broker.close()
