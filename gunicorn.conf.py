@@ -100,8 +100,25 @@ def when_ready(server):
     # With REUSE_PORT the master holds no socket and gunicorn's own "Listening at" names none.
     host = _server["HOST"]
     host = f"[{host}]" if ":" in host else host  # an IPv6 literal in a URL is bracketed
+    settings = load()
     server.log.info("Serving http://%s:%s with the %s broker", host, _server["PORT"],
-                    _broker_name(load()["REDIS_URL"]))
+                    _broker_name(settings["REDIS_URL"]))
+    server.log.info("Chat answered by %s", _backend_name(settings))
+
+
+def _backend_name(settings):
+    """The demo model, or the upstream's model and address: never its key or credentials."""
+    if settings["CHAT_BACKEND"] == "demo":
+        return "the demo model"
+    from urllib.parse import urlsplit
+
+    base = settings["UPSTREAM_BASE_URL"]
+    if not base:
+        return f"{settings['CHAT_MODEL']!r} at this server's /mock/v1"
+    parts = urlsplit(base)
+    host = parts.hostname if ":" not in (parts.hostname or "") else f"[{parts.hostname}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{settings['CHAT_MODEL']!r} at {parts.scheme}://{host}{port}{parts.path}"
 
 
 def _broker_name(redis_url):

@@ -63,15 +63,17 @@ def _answer(params: GenerationParams, wanted: str, raw_id: str | None):
         if view is None:
             return Response(status=204)  # it had the end: nothing will ever follow
         return stream_response(view, make(generation=generation), transport)
-    view = start_watched(params)
+    # Plain text has no ids to resume from: its answer stops the moment its reader leaves.
+    view = start_watched(params, resumable=transport != "text")
     return stream_response(view, make(generation=view.id), transport)
 
 
-def start_watched(params: GenerationParams) -> GenerationView:
+def start_watched(params: GenerationParams, *, resumable: bool) -> GenerationView:
     """A new generation of this worker and its first viewer, once the model began answering;
     the model's refusal is raised as our error (nothing has been sent yet)."""
     generations = services().generations
-    run = generations.start(params, self_base_url(request.environ), graced=True)
+    run = generations.start(params, self_base_url(request.environ), graced=True,
+                            resumable=resumable)
     run.joined()  # the client is its viewer from now: the grace must not start without it
     try:
         refused = run.opened.get()

@@ -48,9 +48,10 @@ class Generations:
         self._running: dict[str, Run] = {}
 
     def start(self, params: GenerationParams, base_url: str, *, graced: bool = False,
-              stored: bool = False) -> Run:
+              resumable: bool = True, stored: bool = False) -> Run:
         """Start answering `params` in this worker; with `graced`, the run is cancelled once
-        nobody watched it for GENERATION_GRACE_SECONDS (a direct stream's answer). With
+        nobody watched it for GENERATION_GRACE_SECONDS (a direct stream's answer), or as its
+        last viewer leaves if that viewer could not resume it (`resumable` false). With
         `stored`, it returns once the generation is in the broker, for any worker to find
         (BrokerUnavailable if it cannot be); a direct stream's first viewer reads this
         worker's copy, and need not wait."""
@@ -62,7 +63,7 @@ class Generations:
         if stored:
             topic.flush()
         run = Run(id_, params, self.backend, topic, self.limits, base_url,
-                  self.grace_seconds if graced else None)
+                  None if not graced else self.grace_seconds if resumable else 0.0)
         self._running[id_] = run
         run.start().link(lambda _: self._running.pop(id_, None))
         return run

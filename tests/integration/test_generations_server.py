@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import time
 
+import httpx
 import pytest
 import requests
+from httpx_sse import connect_sse
 
 from generation import demo_model
 from tests.support.clients import Stream, wait_until
@@ -208,3 +210,41 @@ def test_a_reconnect_within_the_grace_keeps_the_answer_running(server):
     rest = view(server.url, path, last_id=first.ids[-1])
     assert rest.of("end")[0]["finish_reason"] == "length"
     assert len(first.tokens + rest.tokens) == 40
+
+
+def test_httpx_sse_reads_a_generation_and_resumes_it(server):
+    created = start_generation(server.url, prompt=PROMPT, tokens=8)
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        with connect_sse(client, "GET", created["events_url"]) as source:
+            first = []
+            for event in source.iter_sse():
+                if event.event == "message":
+                    first.append(event)
+                if len(first) == 3:
+                    break
+        with connect_sse(client, "GET", created["events_url"],
+                         headers={"Last-Event-ID": first[-1].id}) as source:
+            rest = [event for event in source.iter_sse()]
+    tokens = [e.data for e in first] + [e.data for e in rest if e.event == "message"]
+    assert "".join(tokens) == mock_answer(server.url, PROMPT, 8)
+    assert rest[-1].event == "end" and json.loads(rest[-1].data)["tokens"] == 8
+
+
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def brief(request, start_server):
+    env = {"CHAT_BACKEND": "upstream", "GENERATION_TTL_SECONDS": "1"}
+    if request.param == "redis":
+        env["REDIS_URL"] = request.getfixturevalue("redis_url")
+    return start_server(env=env)
+
+
+def test_a_generation_past_its_ttl_is_404_and_its_resume_a_reset(brief):
+    path = f"/sse/chat?prompt={QUERY_PROMPT}&tokens=3"
+    whole = view(brief.url, path)
+    generation = whole.of("start")[0]["generation"]
+    assert requests.get(f"{brief.url}/api/generations/{generation}", timeout=10).ok
+    time.sleep(1.5)
+    expired = requests.get(f"{brief.url}/api/generations/{generation}", timeout=10)
+    assert expired.status_code == 404
+    resumed = view(brief.url, path, last_id=f"{generation}:1")
+    assert resumed.of("reset") == [{"reason": "generation_expired"}] and resumed.tokens == []

@@ -198,3 +198,15 @@ def test_an_unreachable_upstream_is_502(start_server):
     response = requests.get(f"{lonely.url}/sse/chat?prompt=x", timeout=10)
     assert response.status_code == 502
     assert response.json()["error"]["type"] == "upstream_unreachable"
+
+
+def test_a_plain_text_reader_leaving_cuts_the_upstream_whatever_the_grace(start_server, fake):
+    patient = start_server(env={"CHAT_BACKEND": "upstream",
+                                "UPSTREAM_BASE_URL": f"{fake.url}/v1/by_prompt",
+                                "GENERATION_GRACE_SECONDS": "30"})
+    with Stream(patient.url, "/api/chat", method="POST", body={"prompt": "stall"},
+                headers={"Accept": "text/plain"}) as stream:
+        assert stream.status == 200 and next(stream.chunks())[1] == b"Hi"
+    left = time.monotonic()
+    wait_until(lambda: "stall" in fake.cut_at, timeout=5)
+    assert fake.cut_at["stall"] - left < 1.0

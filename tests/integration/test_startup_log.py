@@ -1,4 +1,4 @@
-"""The start-up log names the URL the server is at and the broker it uses."""
+"""The start-up log names the URL the server is at, the broker it uses and what answers chat."""
 
 from __future__ import annotations
 
@@ -12,6 +12,16 @@ from tests.support.clients import wait_until
 def test_the_log_names_the_url_and_the_memory_broker(start_server, reuse_port):
     server = start_server(env={"REUSE_PORT": reuse_port})
     assert f"Serving {server.url} with the memory broker" in server.log()
+    assert "Chat answered by the demo model" in server.log()
+
+
+def test_the_log_names_the_upstream_model_and_address_without_credentials(start_server):
+    server = start_server(env={"CHAT_BACKEND": "upstream", "CHAT_MODEL": "gpt-test",
+                               "UPSTREAM_BASE_URL": "https://user:pw@api.example:8443/v1",
+                               "UPSTREAM_API_KEY": "sk-secret-key", "PROXY_API_KEYS": "k"})
+    log = server.log()
+    assert "Chat answered by 'gpt-test' at https://api.example:8443/v1" in log
+    assert "sk-secret-key" not in log and "pw@" not in log
 
 
 def test_the_log_names_redis_by_host_and_port_without_its_password():
