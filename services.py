@@ -60,15 +60,16 @@ class Services:
         broker = make_broker(settings["REDIS_URL"], settings["CHANNEL_HISTORY"],
                              settings["SUBSCRIBER_QUEUE"], settings["FANOUT_FLUSH_MS"])
         upstream = _upstream(settings, metrics.registry)
+        lifetimes = Lifetimes(settings["STREAM_MAX_AGE_SECONDS"])
         return cls(
             metrics=metrics,
-            lifetimes=Lifetimes(settings["STREAM_MAX_AGE_SECONDS"]),
+            lifetimes=lifetimes,
             upstream=upstream,
             logtails=LogTails(LogDirectory(settings["LOG_DIR"]), registry=metrics.registry),
             broker=broker,
             channels=Channels(broker),
             tasks=Tasks(broker, settings["TASK_LEASE_SECONDS"]),
-            generations=_generations(settings, broker, upstream),
+            generations=_generations(settings, broker, upstream, lifetimes),
             slots=StreamSlots(settings["MAX_STREAMS"], settings["MAX_STREAMS_PER_CLIENT"]),
             cors=CorsPolicy(settings["ALLOWED_ORIGINS"]),
         )
@@ -97,7 +98,8 @@ def _upstream(settings: Mapping[str, Any], registry: CollectorRegistry) -> Upstr
                     pool_size=settings["UPSTREAM_POOL_SIZE"], registry=registry)
 
 
-def _generations(settings: Mapping[str, Any], broker: Broker, upstream: Upstream) -> Generations:
+def _generations(settings: Mapping[str, Any], broker: Broker, upstream: Upstream,
+                 lifetimes: Lifetimes) -> Generations:
     """Generations answered by CHAT_BACKEND: the demo model, or the proxy's upstream."""
     backend: Backend = DemoBackend()
     if settings["CHAT_BACKEND"] == "upstream":
@@ -105,4 +107,4 @@ def _generations(settings: Mapping[str, Any], broker: Broker, upstream: Upstream
     limits = RunLimits(max_seconds=settings["GENERATION_MAX_SECONDS"],
                        ttl_seconds=settings["GENERATION_TTL_SECONDS"],
                        lease_seconds=settings["TASK_LEASE_SECONDS"])
-    return Generations(broker, backend, limits, settings["GENERATION_GRACE_SECONDS"])
+    return Generations(broker, backend, limits, settings["GENERATION_GRACE_SECONDS"], lifetimes)

@@ -29,6 +29,7 @@ from generation.events import End, Token
 from generation.params import GenerationParams
 from streaming.cancellation import Cancellation
 from streaming.failure import Failure
+from streaming.shutdown import Lifetimes, is_restart
 
 from . import record
 from .topic import MAX_TOKENS_PER_EVENT, RunTopic
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 
 TIMED_OUT = Failure("generation_timeout", "the generation ran past its maximum time")
 BROKEN = Failure("stream_error", "the generation failed")
+RESTARTED = Failure("server_restart", "the worker answering it stopped before the end; "
+                                      "start the generation again")
 UNAVAILABLE = record.failed_data("broker_unavailable", "the message broker is unreachable")
 
 
@@ -58,7 +61,8 @@ class Run:
     """`params` answered by `backend` as generation `id`; `grace` None runs to the end."""
 
     def __init__(self, id_: str, params: GenerationParams, backend: Backend, topic: RunTopic,
-                 limits: RunLimits, base_url: str, grace: float | None) -> None:
+                 limits: RunLimits, base_url: str, grace: float | None,
+                 lifetimes: Lifetimes | None = None) -> None:
         self.id = id_
         self.params = params
         self.topic = topic
@@ -69,6 +73,7 @@ class Run:
         self._limits = limits
         self._base_url = base_url
         self._grace = grace
+        self._lifetimes = lifetimes
         self._pending: list[str] = []
         self._published = 0  # tokens written to the broker
         self._written_at = time.monotonic()
@@ -112,6 +117,9 @@ class Run:
     # The answer.
 
     def _run(self) -> None:
+        # A stopping worker takes the model's connection with it: end the answer `failed`
+        # now rather than leave its viewers to find the lease expired.
+        tracked = self._lifetimes.track(self.cancellation, aged=False) if self._lifetimes else None
         keeper = gevent.spawn(self._keep_alive)
         writer = gevent.spawn(self._write_pending)
         limit = gevent.spawn_later(self._limits.max_seconds, self.cancellation.cancel, "too long")
@@ -130,6 +138,8 @@ class Run:
                 if greenlet is not None:
                     greenlet.kill(block=False)
             self._release_lease()
+            if tracked is not None:
+                tracked.release()
 
     def _answer(self) -> tuple[str, str] | None:
         """Read the model's answer; the final event to write (None: the topic ended already)."""
@@ -171,6 +181,8 @@ class Run:
         reason = self.cancellation.reason
         if reason == "too long":
             failure = TIMED_OUT
+        elif is_restart(reason):
+            failure = RESTARTED
         elif self.cancellation.cancelled:
             return record.END, record.end_data("cancelled")
         if failure is not None:

@@ -16,7 +16,7 @@ from contextlib import suppress
 from broker import AT_END, Broker, BrokerUnavailable, format_id, make_broker
 from generation.backends import Backend
 from generation.params import GenerationParams
-from http_policy.validation import InvalidParameter
+from streaming.shutdown import Lifetimes
 
 from . import record
 from .runner import Run, RunLimits
@@ -37,8 +37,9 @@ class Generations:
     """The generations of one app, answered by `backend`."""
 
     def __init__(self, broker: Broker, backend: Backend, limits: RunLimits,
-                 grace_seconds: float) -> None:
+                 grace_seconds: float, lifetimes: Lifetimes | None = None) -> None:
         self.broker = broker
+        self.lifetimes = lifetimes
         # Where this worker's viewers of its own runs read: a copy in memory (see topic.py).
         self.local = make_broker("", 1, broker.queue_size) if broker.shared else broker
         self.writer = BrokerWriter(broker)
@@ -63,7 +64,8 @@ class Generations:
         if stored:
             topic.flush()
         run = Run(id_, params, self.backend, topic, self.limits, base_url,
-                  None if not graced else self.grace_seconds if resumable else 0.0)
+                  None if not graced else self.grace_seconds if resumable else 0.0,
+                  self.lifetimes)
         self._running[id_] = run
         run.start().link(lambda _: self._running.pop(id_, None))
         return run
@@ -119,15 +121,14 @@ class Generations:
         GenerationView); None when the viewer already had the end (`after` is the count).
 
         `counted` is the run this viewer was already counted by (its starter). Raises
-        UnknownGeneration, InvalidParameter for an `after` past the generation's tokens.
+        UnknownGeneration.
         """
         run = counted or self._running.get(id_)
         store = self.broker if run is None else self.local
         # Its starter knows it exists, and has no last token.
-        if counted is None and not self._check_resumable(store, id_, after):
+        start = (0, 0) if counted is not None else self._resume_point(store, id_, after)
+        if start is None:
             return None
-        # Position after+1 holds the batch that starts past `after` (or later ones).
-        start = (after + 1, 0) if after is not None and after >= 0 else (0, 0)
         subscription = store.subscribe(record.topic(id_), format_id(start), kept_whole=True)
         if counted is None and run is not None:
             run.joined()
@@ -141,23 +142,23 @@ class Generations:
                               before_first=lambda: run.topic.in_broker.wait(START_WAIT_SECONDS))
 
     @staticmethod
-    def _check_resumable(store: Broker, id_: str, after: int | None) -> bool:
-        """Whether the generation exists (UnknownGeneration if not) and has something past
-        `after` to send; InvalidParameter for an `after` a running one never had.
+    def _resume_point(store: Broker, id_: str, after: int | None) -> tuple[int, int] | None:
+        """Where a viewer whose last token is `after` reads from: position after+1 holds the
+        batch that starts past it. None when it had the end; UnknownGeneration if none.
 
-        An ended one treats any `after` from its count on as a viewer that had the end: a
-        viewer of the run's own worker may have had a few tokens more than the broker kept
-        when another worker cancelled it (see topic.py)."""
+        The broker may be a write behind what a viewer of the run's own worker had (that
+        worker's copy goes first, see topic.py), so a running generation is read from its
+        last position, and the view drops what the viewer had; an ended one treats any
+        `after` from its count on as a viewer that had the end."""
         latest = store.latest(record.topic(id_))
         if not latest:
             raise UnknownGeneration(id_)
         last = latest[-1]
-        if after is None or after < last.key[0]:
-            return True
-        if last.final:
-            return False
-        raise InvalidParameter("last_event_id", f"Last-Event-ID {after} is past this "
-                               f"generation's {last.key[0]} tokens")
+        if after is None:
+            return (0, 0)
+        if last.final and after >= last.key[0]:
+            return None
+        return (min(after + 1, last.key[0]), 0)
 
     def _ticker(self, id_: str) -> Callable[[], None]:
         """What a viewer on another worker than the run's does while the topic is quiet:

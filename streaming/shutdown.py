@@ -87,6 +87,7 @@ class Lifetimes:
         self.max_age = max_age
         self._rng = rng or random.Random()
         self._open: set[Cancellation] = set()
+        self._work: set[Cancellation] = set()
         self.stopping = False
 
     @property
@@ -97,13 +98,18 @@ class Lifetimes:
     def forget(self, cancellation: Cancellation) -> None:
         """Drop a stream that ended (what `Lease.release` calls)."""
         self._open.discard(cancellation)
+        self._work.discard(cancellation)
 
-    def track(self, cancellation: Cancellation) -> Lease:
-        """Register a stream that starts now; cancelled at once if the worker is stopping."""
+    def track(self, cancellation: Cancellation, *, aged: bool = True) -> Lease:
+        """Register a stream that starts now; cancelled at once if the worker is stopping.
+
+        `aged` false: work that is not a connection (a generation's run) and so has no
+        maximum age; a stop ends it at once, before the connections, whose clients it may
+        still have to tell how it ended."""
         age = None
-        if self.max_age is not None:
+        if self.max_age is not None and aged:
             age = self.max_age * (1 - self.JITTER * self._rng.random())
-        self._open.add(cancellation)
+        (self._open if aged else self._work).add(cancellation)
         lease = Lease(self, cancellation, age)
         if self.stopping:
             cancellation.cancel(SERVER_RESTART)
@@ -114,6 +120,8 @@ class Lifetimes:
         if self.stopping:
             return None
         self.stopping = True
+        for work in list(self._work):
+            work.cancel(SERVER_RESTART)
         streams = list(self._open)
         self._rng.shuffle(streams)
         return gevent.spawn(self._stagger, streams, window)

@@ -4,6 +4,7 @@ from elsewhere than the worker that runs them, and failed when that worker dies.
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import os
 import signal
@@ -13,7 +14,7 @@ import pytest
 import requests
 
 from streaming.sse import ParsedEvent, SSEParser
-from tests.support.clients import wait_until
+from tests.support.clients import Stream, wait_until
 from tests.support.generation_clients import mock_answer, start_generation, state, view
 
 PROMPT = "scale-out"
@@ -21,8 +22,11 @@ PROMPT = "scale-out"
 
 @pytest.fixture(scope="module")
 def pair(start_server, redis_url):
+    # The model is a third server's mock: a worker of the pair stopping must not stop it.
+    mock = start_server()
     env = {"REDIS_URL": redis_url, "CHAT_BACKEND": "upstream", "HEARTBEAT_SECONDS": "1",
-           "TASK_LEASE_SECONDS": "1.5", "GENERATION_GRACE_SECONDS": "3"}
+           "TASK_LEASE_SECONDS": "1.5", "GENERATION_GRACE_SECONDS": "3",
+           "UPSTREAM_BASE_URL": f"{mock.url}/mock/v1"}
     return start_server(env=env), start_server(env=env)
 
 
@@ -124,3 +128,25 @@ def test_a_direct_stream_resumes_on_the_other_worker(two_workers):
     assert ids == [f"{generation}:{i}" for i in range(12)]
     assert "".join(event.data for event in early + rest) == mock_answer(two_workers.url,
                                                                          PROMPT, 12)
+
+
+def test_a_stopping_worker_ends_its_generations_failed_at_once_and_viewers_resume_elsewhere(
+        pair):
+    first, second = pair
+    path = f"/sse/chat?prompt={PROMPT}&tokens=400"
+    with Stream(first.url, path) as stream:
+        events = stream.events()
+        seen = [event for _, event in itertools.islice(
+            (e for e in events if e[1].type == "message"), 3)]
+        (worker,) = first.worker_pids()
+        os.kill(worker, signal.SIGTERM)
+        stopped_at = time.monotonic()
+        rest = [event for _, event in events]
+    assert rest[-1].type == "restart"  # told to come back, as every stream of a stopping worker
+    resumed = view(second.url, path, last_id=rest[-2].last_event_id if len(rest) > 1
+                   and rest[-2].type == "message" else seen[-1].last_event_id)
+    [failure] = resumed.of("error")
+    assert failure["type"] == "server_restart"
+    assert time.monotonic() - stopped_at < 1.5  # well within the 1.5 s lease
+    wait_until(lambda: len(first.worker_pids()) == 1, timeout=20)
+    first.wait_ready()
