@@ -6,9 +6,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request, url_for
 
 from generation.formats import NDJSONFormat, SSEFormat
-from generation.params import parse_generation
+from generation.params import parse_generation, parse_token_index
 from generations import CANCELLED, Generations, UnknownGeneration, is_generation_id
-from http_policy.validation import InvalidParameter, ascii_integer
 from llm.mock_address import self_base_url
 from services import services
 
@@ -34,17 +33,6 @@ def _known(generation_id: str) -> str:
     if not is_generation_id(generation_id):
         raise UnknownGeneration(generation_id)
     return generation_id
-
-
-def token_index(raw: str | None) -> int | None:
-    """A Last-Event-ID of a generation's stream: a token index (or the count, after the end)."""
-    if raw is None or raw == "":
-        return None
-    value = ascii_integer(raw)
-    if value is None or raw.startswith("-"):
-        raise InvalidParameter("last_event_id",
-                               f"Last-Event-ID must be a token index, got {raw[:40]!r}")
-    return value
 
 
 @bp.post("/api/generations")
@@ -74,7 +62,7 @@ def cancel(generation_id: str):
 
 @bp.get("/sse/generations/<generation_id>")
 def events(generation_id: str):
-    view = _generations().watch(_known(generation_id), token_index(last_event_id()))
+    view = _generations().watch(_known(generation_id), parse_token_index(last_event_id()))
     if view is None:
         # 204 tells EventSource to stop reconnecting: this viewer had the end.
         return Response(status=204)

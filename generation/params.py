@@ -150,17 +150,25 @@ def parse_resume(values: Mapping[str, Any], tokens: int) -> int | None:
     return parse_last_event_id(raw, tokens)
 
 
-def parse_last_event_id(raw: str | None, tokens: int) -> int | None:
-    """The index of the last token the client has, from a Last-Event-ID; None for a new stream.
-
-    Ids are token indexes 0 .. tokens-1, so anything else cannot come from this stream.
-    """
+def parse_token_index(raw: str | None) -> int | None:
+    """A Last-Event-ID that is a token index (ASCII digits); None for a new stream."""
     if raw is None or raw == "":
         return None
     value = ascii_integer(raw)
     if value is None or raw.startswith("-"):
         raise InvalidParameter("last_event_id",
                                f"Last-Event-ID must be a token index, got {raw[:40]!r}")
+    return value
+
+
+def parse_last_event_id(raw: str | None, tokens: int) -> int | None:
+    """The index of the last token the client has, from a Last-Event-ID; None for a new stream.
+
+    Ids are token indexes 0 .. tokens-1, so anything else cannot come from this stream.
+    """
+    value = parse_token_index(raw)
+    if value is None:
+        return None
     if value >= tokens:
         raise InvalidParameter("last_event_id",
                                f"Last-Event-ID {value} is past this stream's last token "
