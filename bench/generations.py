@@ -40,6 +40,7 @@ from testbed.redis_server import RedisServer
 
 MEMORY, REDIS, RELAY, DEMO = ("generations, memory", "generations, Redis", "/v1 relay",
                               "demo backend")
+OTHER = "generations, Redis, viewed from another instance"
 FAST_PATH = "/sse/chat?prompt=fast&tokens=10000"
 MOCK_GAUGE = 'streams_active{transport="mock"}'
 
@@ -98,21 +99,24 @@ def _bursts(results: dict, size: Size, redis_url: str) -> None:
 
 
 def _resume(results: dict, size: Size, redis_url: str) -> None:
-    """Viewers that reconnect at once to a generation halfway through, after its tenth."""
+    """Viewers that reconnect at once to a generation halfway through, after its tenth: to
+    the worker running it, and with Redis to another instance (which reads Redis)."""
     after = str(size.paced_tokens // 10)
     with ExitStack() as stack:
         paced = _paced(stack, size)
-        servers = {MEMORY: _backed(stack, paced.url + "/v1"),
-                   REDIS: _backed(stack, paced.url + "/v1", redis_url)}
+        memory = _backed(stack, paced.url + "/v1")
+        redis = _backed(stack, paced.url + "/v1", redis_url)
+        other = _backed(stack, paced.url + "/v1", redis_url)
+        servers = {MEMORY: (memory, memory), REDIS: (redis, redis), OTHER: (redis, other)}
         rounds: dict = {name: [] for name in servers}
         for round_ in range(size.pick(5, 3, 1)):
             for name in servers if round_ % 2 == 0 else reversed(list(servers)):
-                server = servers[name]
-                created = requests.post(f"{server.url}/api/generations", timeout=10, json={
+                runner, viewed = servers[name]
+                created = requests.post(f"{runner.url}/api/generations", timeout=10, json={
                     "prompt": "resume", "tokens": size.paced_tokens}).json()
                 time.sleep(size.ideal_ms() / 2000)  # halfway through its tokens
                 rounds[name].append(loadgen(
-                    "generations", server.url + created["events_url"], "--conns",
+                    "generations", viewed.url + created["events_url"], "--conns",
                     str(size.pick(200, 200, 10)), "--header", f"Last-Event-ID: {after}"))
         for name, measured in rounds.items():
             ordered = sorted(measured, key=lambda r: r["first_token_ms"]["p99"] or 0)
@@ -164,7 +168,7 @@ def _cuts(results: dict, size: Size) -> None:
 
 
 def run(size: Size) -> dict:
-    results: dict = {name: {} for name in (MEMORY, REDIS, RELAY, DEMO)}
+    results: dict = {name: {} for name in (MEMORY, REDIS, OTHER, RELAY, DEMO)}
     redis_server = RedisServer(durable=False).start()
     try:
         _full_speed(results, size, redis_server.url)
