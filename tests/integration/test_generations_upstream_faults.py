@@ -210,3 +210,16 @@ def test_a_plain_text_reader_leaving_cuts_the_upstream_whatever_the_grace(start_
     left = time.monotonic()
     wait_until(lambda: "stall" in fake.cut_at, timeout=5)
     assert fake.cut_at["stall"] - left < 1.0
+
+
+def test_the_grace_running_out_cuts_the_upstream(start_server, fake):
+    grace = 0.4
+    patient = start_server(env={"CHAT_BACKEND": "upstream",
+                                "UPSTREAM_BASE_URL": f"{fake.url}/v1/by_prompt",
+                                "GENERATION_GRACE_SECONDS": str(grace)})
+    with Stream(patient.url, "/sse/chat?prompt=thinking") as stream:
+        assert stream.status == 200
+        next(stream.chunks())
+    left = time.monotonic()
+    wait_until(lambda: "thinking" in fake.cut_at, timeout=5)
+    assert grace * 0.9 <= fake.cut_at["thinking"] - left < grace + 1.0
