@@ -1,12 +1,13 @@
-"""`Run`: one generation answered in this worker, its tokens written to the broker in batches.
+"""`Run`: one generation answered in this worker, its tokens handed to its topic in batches.
 
 The model's answer is read in the run's greenlet; what it yields is queued, and a second
-greenlet writes the queue to its topic (`topic.py`) as one event per write, so while one write
-is under way the next batch gathers (with Redis, a round trip per batch, never per token). The
-answer ends with one final event, unless the topic was ended meanwhile (a `DELETE`, a viewer
-grace that ran out): the run then stops and cuts the model off. An end written on this worker
-stops it at once; one written on another worker, at the run's next write, or (a model still
-thinking) at its next tick, within a second.
+greenlet hands what one loop turn produced to the topic as one event (`topic.py`: at once into
+the worker's copy, then, with everything other runs queued, to the broker). The answer ends
+with one final event, unless the topic was ended meanwhile (a `DELETE`, a viewer grace that
+ran out): the run then stops and cuts the model off. An end written on this worker stops it
+at once; one written on another worker, at the run's next write, or (a model still thinking)
+at its next tick, within a second. A stopping worker ends its runs `failed` (`server_restart`)
+before its streams, so the viewers it tells to reconnect find that end elsewhere.
 
 Viewers on this worker are counted here (`joined`/`left`); one on another worker holds the
 generation's viewers lease instead. A run started with a grace is cancelled once it has had no
@@ -75,13 +76,14 @@ class Run:
         self._grace = grace
         self._lifetimes = lifetimes
         self._pending: list[str] = []
-        self._published = 0  # tokens written to the broker
+        self._published = 0  # tokens handed to the topic
         self._written_at = time.monotonic()
         self._answer_over = False
         self._wrote = Event()
         self._viewers = 0
         self._alone_since = time.monotonic()
         self._grace_timer: gevent.Greenlet | None = None
+        self.greenlet: gevent.Greenlet | None = None
 
     def start(self) -> gevent.Greenlet:
         self.topic.on_ended = self.end_elsewhere
