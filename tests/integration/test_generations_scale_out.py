@@ -140,13 +140,14 @@ def test_a_stopping_worker_ends_its_generations_failed_at_once_and_viewers_resum
             (e for e in events if e[1].type == "message"), 3)]
         (worker,) = first.worker_pids()
         os.kill(worker, signal.SIGTERM)
-        stopped_at = time.monotonic()
         rest = [event for _, event in events]
     assert rest[-1].type == "restart"  # told to come back, as every stream of a stopping worker
-    resumed = view(second.url, path, last_id=rest[-2].last_event_id if len(rest) > 1
-                   and rest[-2].type == "message" else seen[-1].last_event_id)
+    had = seen + [event for event in rest if event.type == "message"]
+    resumed = view(second.url, path, last_id=had[-1].last_event_id)
+    assert resumed.ids[:1] in ([], [f"{had[0].last_event_id.split(':')[0]}:{len(had)}"])
+    # Not `generation_failed`: the run wrote its end as the worker stopped, before its
+    # lease could expire and a viewer settle it.
     [failure] = resumed.of("error")
     assert failure["type"] == "server_restart"
-    assert time.monotonic() - stopped_at < 1.5  # well within the 1.5 s lease
     wait_until(lambda: len(first.worker_pids()) == 1, timeout=20)
     first.wait_ready()

@@ -19,7 +19,7 @@ from tests.support.ws_clients import connect, receive, send, until_end
 
 PROMPT = "Tell me about streaming"
 QUERY_PROMPT = PROMPT.replace(" ", "+")
-GRACE = 0.5
+GRACE = 1.5
 
 
 @pytest.fixture(scope="module", params=["memory", "redis"])
@@ -206,7 +206,7 @@ def test_a_direct_streams_generation_is_cancelled_once_unwatched_for_its_grace(s
 def test_a_reconnect_within_the_grace_keeps_the_answer_running(server):
     path = f"/sse/chat?prompt={QUERY_PROMPT}&tokens=40"
     first = view(server.url, path, stop_after=2)
-    time.sleep(GRACE / 3)
+    time.sleep(GRACE / 5)  # well within it, even on a loaded machine
     rest = view(server.url, path, last_id=first.ids[-1])
     assert rest.of("end")[0]["finish_reason"] == "length"
     assert len(first.tokens + rest.tokens) == 40
