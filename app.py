@@ -22,6 +22,7 @@ from blueprints import (
     pages,
     proxy,
     tasks,
+    tokens,
     ws,
 )
 from blueprints.errors import ApiError
@@ -51,7 +52,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     _register_errors(app)
     guards.init_app(app)
     for blueprint in (chat.bp, ops.bp, pages.bp, mock_openai.bp, proxy.bp, ws.bp, logs.bp,
-                      channels.bp, tasks.bp, generations.bp, openapi.bp):
+                      channels.bp, tasks.bp, generations.bp, openapi.bp, tokens.bp):
         app.register_blueprint(blueprint)
     _compile_templates(app)
     return app

@@ -127,6 +127,53 @@ def _networks(key: str, raw: str) -> tuple[str, ...]:
     return entries
 
 
+AUTH_SECRET_MIN_BYTES = 32
+"""RFC 7518 3.2: an HS256 key as long as the hash at least."""
+
+
+def _auth_secret(key: str, raw: str) -> str:
+    if raw and len(raw.encode()) < AUTH_SECRET_MIN_BYTES:
+        raise ConfigError(f"{key} must be at least {AUTH_SECRET_MIN_BYTES} bytes long "
+                          f"(RFC 7518 3.2), got {len(raw.encode())}")
+    return raw
+
+
+def _public_key(key: str, raw: str) -> Any:
+    """A PEM public key (RSA, or EC on P-256), given as its text or a file's path; None if empty."""
+    if not raw:
+        return None
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    text = raw
+    if "-----BEGIN" not in raw:
+        try:
+            with open(raw, encoding="ascii") as file:
+                text = file.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{key} must be a PEM public key or a PEM file's path; "
+                              f"{raw!r} cannot be read: {exc.strerror or exc}") from None
+    try:
+        public = load_pem_public_key(text.encode())
+    except ValueError:
+        raise ConfigError(f"{key} is not a PEM public key") from None
+    if not (isinstance(public, rsa.RSAPublicKey) or (
+            isinstance(public, ec.EllipticCurvePublicKey)
+            and isinstance(public.curve, ec.SECP256R1))):
+        raise ConfigError(f"{key} must be an RSA (RS256) or P-256 EC (ES256) public key")
+    return public
+
+
+def _patterns(key: str, raw: str) -> tuple[str, ...]:
+    """Channel patterns: names of A-Z a-z 0-9 _ . : - with `*` and `{sub}` among them."""
+    patterns = _csv(key, raw)
+    for pattern in patterns:
+        if not re.fullmatch(r"(?:[A-Za-z0-9_.:*-]|\{sub\})+", pattern):
+            raise ConfigError(f"{key} must list channel patterns such as news,orders:*, "
+                              f"got {pattern!r}")
+    return patterns
+
+
 # name: (parser, default as the environment would spell it)
 APP_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "HEARTBEAT_SECONDS": (_seconds, "15"),
@@ -156,6 +203,10 @@ APP_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "SUBSCRIBER_QUEUE": (_int(1), "1000"),
     "FANOUT_FLUSH_MS": (_optional(_int(0)), ""),
     "PUBLISH_TOKEN": (_text, ""),
+    "AUTH_SECRET": (_auth_secret, ""),
+    "AUTH_PUBLIC_KEY": (_public_key, ""),
+    "AUTH_AUDIENCE": (_text, ""),
+    "PUBLIC_CHANNELS": (_patterns, ""),
     "TASK_LEASE_SECONDS": (_seconds, "30"),
     # Empty: one process, its own registry. gunicorn.conf.py sets one for the workers.
     "PROMETHEUS_MULTIPROC_DIR": (_text, ""),
@@ -183,7 +234,14 @@ def _read(table: Mapping[str, tuple[Callable[[str, str], Any], str]],
 
 def load(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """The application's settings, parsed; raises ConfigError naming a bad key and value."""
-    return _read(APP_SETTINGS, environ)
+    return _checked(_read(APP_SETTINGS, environ))
+
+
+def _checked(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings that are each valid but cannot go together."""
+    if settings.get("AUTH_SECRET") and settings.get("AUTH_PUBLIC_KEY") is not None:
+        raise ConfigError("set AUTH_SECRET (HS256) or AUTH_PUBLIC_KEY (RS256/ES256), not both")
+    return settings
 
 
 def override(settings: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -201,12 +259,31 @@ def override(settings: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[
             parse, default = known
             value = parse(key, value or default)
         merged[key] = value
-    return merged
+    return _checked(merged)
 
 
 def server_settings(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """The settings gunicorn.conf.py needs before any worker starts."""
     return _read(SERVER_SETTINGS, environ)
+
+
+def auth_on(settings: Mapping[str, Any]) -> bool:
+    """Whether streams need a token: AUTH_SECRET or AUTH_PUBLIC_KEY is set."""
+    return bool(settings["AUTH_SECRET"]) or settings["AUTH_PUBLIC_KEY"] is not None
+
+
+def auth_warning(host: str, auth_on: bool) -> str | None:
+    """What to warn about when a server reachable from other machines lets anyone watch."""
+    if auth_on:
+        return None
+    try:
+        loopback = ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if loopback:
+        return None
+    return (f"auth is off (no AUTH_SECRET or AUTH_PUBLIC_KEY) and the server listens on {host}: "
+            "anyone who can reach it may watch every channel, task, generation and log")
 
 
 def broker_warning(workers: int, redis_url: str) -> str | None:

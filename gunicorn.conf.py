@@ -10,7 +10,7 @@ import resource
 import shutil
 import tempfile
 
-from config import broker_warning, load, server_settings
+from config import auth_on, auth_warning, broker_warning, load, server_settings
 
 _server = server_settings()
 # tmpfs, for the files written while streams run; None (the system default) where there is none.
@@ -86,10 +86,13 @@ if _own_metrics_dir:
 
 
 def on_starting(server):
-    # Once, in the master: workers that share no broker would each see only their own events.
-    warning = broker_warning(server.cfg.workers, load()["REDIS_URL"])
-    if warning:
-        server.log.warning(warning)
+    # Once, in the master: workers that share no broker would each see only their own events,
+    # and a server other machines reach without auth lets anyone watch anything.
+    settings = load()
+    for warning in (broker_warning(server.cfg.workers, settings["REDIS_URL"]),
+                    auth_warning(_server["HOST"], auth_on(settings))):
+        if warning:
+            server.log.warning(warning)
     os.makedirs(_metrics_dir, exist_ok=True)
     for name in os.listdir(_metrics_dir):  # values left by an earlier run are not ours
         os.remove(os.path.join(_metrics_dir, name))

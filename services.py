@@ -15,6 +15,7 @@ from typing import Any
 from flask import Flask, current_app
 from prometheus_client import CollectorRegistry
 
+from auth import TokenVerifier, patterns
 from broker import Broker, make_broker
 from channels import Channels
 from generation.backends import Backend
@@ -53,6 +54,8 @@ class Services:
     generations: Generations
     slots: StreamSlots
     cors: CorsPolicy
+    tokens: TokenVerifier | None
+    """None while auth is off."""
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> Services:
@@ -72,6 +75,7 @@ class Services:
             generations=_generations(settings, broker, upstream, lifetimes),
             slots=StreamSlots(settings["MAX_STREAMS"], settings["MAX_STREAMS_PER_CLIENT"]),
             cors=CorsPolicy(settings["ALLOWED_ORIGINS"]),
+            tokens=_tokens(settings),
         )
 
     def init_app(self, app: Flask) -> None:
@@ -87,6 +91,15 @@ def services_of(wsgi_app: object) -> Services | None:
     """The services of a WSGI app `create_app` built; None for any other app (a gunicorn hook
     may serve a bare WSGI app, as the benchmarks' layers do)."""
     return getattr(wsgi_app, "extensions", {}).get(EXTENSION)
+
+
+def _tokens(settings: Mapping[str, Any]) -> TokenVerifier | None:
+    """The verifier of AUTH_SECRET or AUTH_PUBLIC_KEY; None (auth off) without either."""
+    key = settings["AUTH_SECRET"] or settings["AUTH_PUBLIC_KEY"]
+    if not key:
+        return None
+    return TokenVerifier(key, audience=settings["AUTH_AUDIENCE"] or None,
+                         public=patterns(list(settings["PUBLIC_CHANNELS"]), "PUBLIC_CHANNELS"))
 
 
 def _upstream(settings: Mapping[str, Any], registry: CollectorRegistry) -> Upstream:

@@ -16,6 +16,7 @@ from http_policy.json_body import InvalidJSON, parse_json
 from http_policy.validation import InvalidParameter
 from services import services
 
+from .access import auth_on, require_publish, require_subscribe
 from .bodies import json_object, last_event_id
 from .errors import ApiError
 from .responses import encoded_sse_response
@@ -32,13 +33,14 @@ def _channels() -> Channels:
 
 @bp.get("/sse/channels/<name>")
 def subscribe(name: str):
+    require_subscribe(name)
     source = _channels().subscribe(name, last_event_id())
     return encoded_sse_response(source, EventFormat)
 
 
 @bp.post("/api/channels/<name>")
 def publish(name: str):
-    _authorize()
+    _authorize(name)
     request.max_content_length = PUBLISH_BODY_LIMIT
     try:
         body = json_object()
@@ -54,15 +56,20 @@ def publish(name: str):
     return jsonify(id=event_id), 202
 
 
-def _authorize() -> None:
-    """Bearer PUBLISH_TOKEN when it is set; otherwise loopback clients only."""
+def _authorize(channel: str) -> None:
+    """Bearer PUBLISH_TOKEN (server to server), or with auth on a token whose `publish`
+    covers the channel; with neither set, loopback clients only."""
     token = current_app.config["PUBLISH_TOKEN"]
-    if token:
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        # compare_digest takes as long whatever the bytes; only the length may show.
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
-            raise ApiError(401, "unauthorized", "publishing needs Authorization: Bearer <token>",
-                           headers={"WWW-Authenticate": "Bearer"})
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    # compare_digest takes as long whatever the bytes; only the length may show.
+    if token and scheme.lower() == "bearer" and hmac.compare_digest(given.encode(),
+                                                                    token.encode()):
+        return
+    if auth_on():
+        require_publish(channel)
+    elif token:
+        raise ApiError(401, "unauthorized", "publishing needs Authorization: Bearer <token>",
+                       headers={"WWW-Authenticate": "Bearer"})
     elif not _loopback(request.remote_addr):
         raise ApiError(403, "forbidden", "without PUBLISH_TOKEN only loopback clients may publish")
 

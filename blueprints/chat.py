@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from flask import Blueprint, Response, current_app, request
 
+from auth import CHAT, new_owned_id
 from generation.formats import NDJSONFormat, SSEFormat, TextFormat
 from generation.params import GenerationParams, parse_generation, parse_last_event_id
 from generation.schedule import schedule
@@ -21,6 +22,7 @@ from services import services
 from streaming.pipeline import Format
 from streaming.sources import PacedSource
 
+from .access import current_grant, owner, require_scope
 from .bodies import json_object, last_event_id
 from .errors import model_error
 from .responses import stream_response
@@ -56,6 +58,8 @@ def _answer(params: GenerationParams, wanted: str, raw_id: str | None):
     if raw_id:
         generation, after = parse_resume_id(raw_id)
         try:
+            if not current_grant().owns(generation):
+                raise UnknownGeneration(generation)
             view = services().generations.watch(generation, after)
         except UnknownGeneration:
             return stream_response(PacedSource([(0.0, EXPIRED)]), make(generation=generation),
@@ -73,7 +77,7 @@ def start_watched(params: GenerationParams, *, resumable: bool) -> GenerationVie
     the model's refusal is raised as our error (nothing has been sent yet)."""
     generations = services().generations
     run = generations.start(params, self_base_url(request.environ), graced=True,
-                            resumable=resumable)
+                            resumable=resumable, id_=new_owned_id(owner()))
     run.joined()  # the client is its viewer from now: the grace must not start without it
     try:
         refused = run.opened.get()
@@ -87,6 +91,7 @@ def start_watched(params: GenerationParams, *, resumable: bool) -> GenerationVie
 
 @bp.get("/sse/chat")
 def sse_chat():
+    require_scope(CHAT)
     params = parse_generation(request.args, from_text=True)
     # The header wins (a reconnecting EventSource's is newer than the URL's), but a malformed
     # `?last_event_id=` is refused all the same.
@@ -101,6 +106,7 @@ def sse_chat():
 
 @bp.post("/api/chat")
 def api_chat():
+    require_scope(CHAT)
     params = parse_generation(json_object())
     wanted = request.accept_mimetypes.best_match(FETCH_FORMATS) or FETCH_FORMATS[0]
     raw_id = request.headers.get("Last-Event-ID")

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, request, url_for
 
+from auth import TASKS, new_owned_id
 from generation.formats import NDJSONFormat, SSEFormat
 from generation.params import parse_generation, parse_token_index
 from generations import CANCELLED, Generations, UnknownGeneration, is_generation_id
 from llm.mock_address import self_base_url
 from services import services
 
+from .access import current_grant, owner, require_scope
 from .bodies import json_object, last_event_id
 from .errors import ApiError, json_response
 from .responses import stream_response
@@ -30,15 +32,18 @@ def unknown_generation(error: UnknownGeneration):
 
 
 def _known(generation_id: str) -> str:
-    if not is_generation_id(generation_id):
+    """`generation_id` if the bearer may see it; another's is answered as unknown."""
+    if not is_generation_id(generation_id) or not current_grant().owns(generation_id):
         raise UnknownGeneration(generation_id)
     return generation_id
 
 
 @bp.post("/api/generations")
 def create():
+    require_scope(TASKS)
     params = parse_generation(json_object())
-    run = _generations().start(params, self_base_url(request.environ), stored=True)
+    run = _generations().start(params, self_base_url(request.environ), stored=True,
+                               id_=new_owned_id(owner()))
     status_url = url_for(".status", generation_id=run.id)
     body = {"id": run.id, "events_url": url_for(".events", generation_id=run.id),
             "status_url": status_url}

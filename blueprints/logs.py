@@ -5,10 +5,12 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import NotFound
 
+from auth import LOGS
 from logtail.source import LogTailSource, parse_offset, parse_tail
 from logtail.tails import LogTails
 from services import services
 
+from .access import require_scope
 from .bodies import last_event_id
 from .responses import encoded_sse_response
 
@@ -21,6 +23,7 @@ def _tails() -> LogTails:
 
 @bp.get("/api/logs")
 def list_logs():
+    require_scope(LOGS)
     return jsonify(logs=_tails().names())
 
 
@@ -28,6 +31,7 @@ def list_logs():
 # merging of `//`: a redirect would answer differently from a 404.
 @bp.get("/sse/logs/<path:name>", merge_slashes=False)
 def sse_log(name: str):
+    require_scope(LOGS)
     tail = parse_tail(request.args)
     resume = parse_offset(last_event_id())
     tails = _tails()

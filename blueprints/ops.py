@@ -18,7 +18,8 @@ def healthz():
     # Whether gevent patched the worker before the app loaded: a stream on an unpatched socket
     # would block the whole worker.
     patched = {name: monkey.is_module_patched(name) for name in ("socket", "ssl", "time")}
-    return jsonify(status="ok", pid=os.getpid(), gevent_patched=patched, broker=_broker())
+    return jsonify(status="ok", pid=os.getpid(), gevent_patched=patched, broker=_broker(),
+                   auth="on" if services().tokens is not None else "off")
 
 
 def _broker() -> dict:

@@ -13,6 +13,7 @@ from streaming.cancellation import Cancellation
 from streaming.encoded import EncodedSSEFormat
 from streaming.pipeline import EventStream, Format, Source
 
+from .access import stream_deadline
 from .slots import claim_stream_slot, take_stream_slot
 
 CLIENT_CLOSED = 499
@@ -33,6 +34,7 @@ def stream_response(source: Source, fmt: Format, transport: str, *, status: int 
     `headers` replace STREAM_HEADERS (a relay passes the upstream's); a Content-Type among them
     is kept as it is, otherwise the type is `fmt.media_type` (none at all if that is empty).
     `cancellation` is for a view that already watched the client before the stream existed.
+    A stream opened with a token ends when the token does (`access.stream_deadline`).
     `direct_passthrough` hands the EventStream to gunicorn as is, so nothing (no ETag, no
     `response.data`) ever collects the body.
     """
@@ -45,7 +47,8 @@ def stream_response(source: Source, fmt: Format, transport: str, *, status: int 
                        heartbeat=current_app.config["HEARTBEAT_SECONDS"], transport=transport,
                        metrics=shared.metrics, cancellation=cancellation,
                        lifetimes=shared.lifetimes,
-                       send_timeout=current_app.config["SEND_TIMEOUT_SECONDS"])
+                       send_timeout=current_app.config["SEND_TIMEOUT_SECONDS"],
+                    expires_at=stream_deadline())
     claim_stream_slot(body)
     given = Headers(STREAM_HEADERS if headers is None else headers)
     typed = "Content-Type" in given

@@ -19,6 +19,8 @@ from typing import Any
 from flask import Blueprint, current_app, request
 from flask_sock import Sock
 
+import auth
+from auth import new_owned_id
 from generation.params import parse_generation, parse_resume
 from generation.tts import Speech, parse_speech
 from generation.ws_chat import ChatGeneration
@@ -29,6 +31,7 @@ from llm.mock_address import self_base_url
 from services import services
 from streaming.ws_session import Session, Starts
 
+from .access import current_grant, owner, require_scope, stream_deadline
 from .errors import ApiError
 from .slots import take_stream_slot
 
@@ -44,6 +47,7 @@ def _before_upgrade() -> None:
     origin = request.headers.get("Origin")
     if not origin_allowed(origin, request.host, current_app.config["ALLOWED_ORIGINS"]):
         raise ApiError(403, "forbidden", f"WebSocket connections from {origin!r} are not allowed")
+    require_scope(auth.CHAT)  # a refusal is an HTTP 401 or 403, never an upgraded socket
     take_stream_slot()  # the connection's, for its whole life: released when the view returns
     # Without the offer the handshake negotiates no extension (see the module docstring).
     request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
@@ -53,7 +57,8 @@ def _chat(body: dict) -> ChatGeneration | WatchedGeneration:
     params = parse_generation(body)
     if current_app.config["CHAT_BACKEND"] == "upstream":
         return WatchedGeneration(services().generations, params=params,
-                                 base_url=self_base_url(request.environ))
+                                 base_url=self_base_url(request.environ),
+                                 new_id=new_owned_id(owner()))
     return ChatGeneration(params, parse_resume(body, params.tokens))
 
 
@@ -65,7 +70,8 @@ def _resume(body: dict) -> WatchedGeneration:
     after = body.get("after", -1)
     if not isinstance(after, int) or isinstance(after, bool) or after < -1:
         raise InvalidParameter("after", "after must be a token index (or -1 for none)")
-    return WatchedGeneration(services().generations, id_=generation, after=after)
+    return WatchedGeneration(services().generations, id_=generation, after=after,
+                             known=current_grant().owns(generation))
 
 
 def _serve(ws: Any, starts: Starts) -> None:
@@ -73,7 +79,7 @@ def _serve(ws: Any, starts: Starts) -> None:
     shared = services()
     Session(ws, starts, metrics=shared.metrics,
             write_timeout=current_app.config["SEND_TIMEOUT_SECONDS"],
-            lifetimes=shared.lifetimes).serve()
+            lifetimes=shared.lifetimes, expires_at=stream_deadline()).serve()
 
 
 @sock.route("/ws/chat", bp=bp)

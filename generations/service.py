@@ -49,14 +49,15 @@ class Generations:
         self._running: dict[str, Run] = {}
 
     def start(self, params: GenerationParams, base_url: str, *, graced: bool = False,
-              resumable: bool = True, stored: bool = False) -> Run:
+              resumable: bool = True, stored: bool = False, id_: str | None = None) -> Run:
         """Start answering `params` in this worker; with `graced`, the run is cancelled once
         nobody watched it for GENERATION_GRACE_SECONDS (a direct stream's answer), or as its
         last viewer leaves if that viewer could not resume it (`resumable` false). With
         `stored`, it returns once the generation is in the broker, for any worker to find
         (BrokerUnavailable if it cannot be); a direct stream's first viewer reads this
-        worker's copy, and need not wait."""
-        id_ = record.new_id()
+        worker's copy, and need not wait. `id_` is the new generation's id (by default a new
+        one)."""
+        id_ = id_ or record.new_id()
         topic = RunTopic(self.broker, self.local, self.writer, record.topic(id_),
                          ttl_seconds=self.limits.ttl_seconds, max_seconds=self.limits.max_seconds)
         topic.open(record.start_data(self.backend.model, params.tokens, self.backend.name),

@@ -26,17 +26,23 @@ from .view import EXPIRED, GenerationView
 
 
 class WatchedGeneration:
-    """A new generation of `params` (with `after` None), or generation `id_` resumed after
-    token `after`, for one WebSocket connection."""
+    """A new generation of `params` (with `id_` None; `new_id` is its id, by default a new
+    one), or generation `id_` resumed after token `after`, for one WebSocket connection.
+    With `known` false, `id_` is answered as an id that does not exist (one the client may
+    not see)."""
 
-    __slots__ = ("_after", "_base_url", "_generations", "_params", "done", "id", "tokens")
+    __slots__ = ("_after", "_base_url", "_generations", "_known", "_new_id", "_params", "done",
+                 "id", "tokens")
 
     def __init__(self, generations: Generations, *, params: GenerationParams | None = None,
-                 base_url: str = "", id_: str | None = None, after: int = -1) -> None:
+                 base_url: str = "", id_: str | None = None, after: int = -1,
+                 new_id: str | None = None, known: bool = True) -> None:
         self._generations = generations
         self._params = params
         self._base_url = base_url
         self._after = after
+        self._new_id = new_id
+        self._known = known
         self.id = id_
         self.tokens = after + 1  # tokens the client has, as a cancelled `end` reports them
         self.done = False  # the end (or an error) is out: a late cancel has nothing to stop
@@ -63,8 +69,11 @@ class WatchedGeneration:
 
     def _view(self, cancellation: Cancellation) -> GenerationView | None:
         if self.id is not None:
+            if not self._known:
+                raise UnknownGeneration(self.id)
             return self._generations.watch(self.id, self._after)
-        run = self._generations.start(self._params, self._base_url, graced=True)
+        run = self._generations.start(self._params, self._base_url, graced=True,
+                                      id_=self._new_id)
         self.id = run.id
         run.joined()
         # A cancel while the model has not answered yet reaches it at once; a connection that

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
+
+from gevent.hub import get_hub
 
 from .cancellation import Cancellation
 from .disconnect import DISCONNECT, cancel_on_disconnect
@@ -30,6 +33,10 @@ __all__ = ["DISCONNECT", "EventStream", "Format", "Source", "watching"]
 # source can say more by raising an exception with a `failure` attribute (a Failure).
 GENERIC_FAILURE = Failure("stream_error", "the stream failed before it could finish")
 
+CREDENTIALS_EXPIRED = Failure("token_expired", "the token this stream was opened with expired; "
+                                               "reconnect with a fresh one and the last id")
+"""How a stream opened with credentials that end (`expires_at`) ends when they do."""
+
 
 @contextmanager
 def watching(environ: dict, cancellation: Cancellation) -> Iterator[Cancellation]:
@@ -45,6 +52,14 @@ def watching(environ: dict, cancellation: Cancellation) -> Iterator[Cancellation
     finally:
         if watcher is not None:
             watcher.stop()
+
+
+def expire_at(unix_time: float, cancellation: Cancellation):
+    """A loop timer cancelling `cancellation` with CREDENTIALS_EXPIRED at `unix_time` (at once
+    if that is past); `close()` it when the stream ends first."""
+    timer = get_hub().loop.timer(max(0.0, unix_time - time.time()))
+    timer.start(cancellation.cancel, CREDENTIALS_EXPIRED.type)
+    return timer
 
 
 class Format(Protocol):
@@ -80,18 +95,21 @@ class EventStream:
        format has none, the connection is cut so the client sees an incomplete body;
     5. close: the watcher stops, the producer is killed, the metrics are settled.
 
+    With `expires_at` (a Unix time: the end of the token it was opened with) the stream ends
+    then with CREDENTIALS_EXPIRED, sent as the format's error record.
+
     With `lifetimes` the stream is ended with the format's restart record when the worker stops
     or the stream reaches its maximum age (`shutdown.py`); with `send_timeout` a client that
     takes nothing for that long is dropped (`send_timeout.py`).
     """
 
-    __slots__ = ("_body", "_heartbeat", "_lifetimes", "_metrics", "_on_close", "_send_timeout",
-                 "_socket", "cancellation", "fmt", "source", "transport")
+    __slots__ = ("_body", "_expires_at", "_heartbeat", "_lifetimes", "_metrics", "_on_close",
+                 "_send_timeout", "_socket", "cancellation", "fmt", "source", "transport")
 
     def __init__(self, source: Source, fmt: Format, *, environ: dict, heartbeat: float,
                  transport: str, metrics: StreamMetrics,
                  cancellation: Cancellation | None = None, lifetimes: Lifetimes | None = None,
-                 send_timeout: float | None = None) -> None:
+                 send_timeout: float | None = None, expires_at: float | None = None) -> None:
         if heartbeat <= 0:
             raise ValueError(f"heartbeat must be > 0 seconds, got {heartbeat!r}")
         self.source = source
@@ -104,6 +122,7 @@ class EventStream:
         self._metrics = metrics
         self._lifetimes = lifetimes
         self._send_timeout = send_timeout
+        self._expires_at = expires_at
         self._on_close: list = []
         self._body = self._stream()
 
@@ -134,6 +153,8 @@ class EventStream:
             send = None
             if self._send_timeout is not None and self._socket is not None:
                 send = watch_sends(self._socket, self._send_timeout)
+            expiry = None if self._expires_at is None else expire_at(self._expires_at,
+                                                                     self.cancellation)
             try:
                 try:
                     # gunicorn sends the headers with the first write, even an empty one: this
@@ -152,6 +173,8 @@ class EventStream:
                             yield chunk
                     if is_restart(self.cancellation.reason):
                         yield from self._report_restart(self.cancellation.reason)
+                    elif self.cancellation.reason == CREDENTIALS_EXPIRED.type:
+                        yield from self._send_failure(CREDENTIALS_EXPIRED)
                 except Exception as exc:
                     log.exception("stream failed after it started")
                     yield from self._report_failure(exc)
@@ -167,6 +190,8 @@ class EventStream:
                     lease.release()
                 if send is not None:
                     send.stop()
+                if expiry is not None:
+                    expiry.close()
                 self.cancellation.cancel("finished")
 
     def _report_restart(self, reason: str) -> Iterator[bytes]:

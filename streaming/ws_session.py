@@ -18,6 +18,7 @@
 5. restart: with `lifetimes`, a stopping worker or the connection's maximum age stops the
    generation (no `end` message: the client resumes it) and closes with 1012, service restart
    (`shutdown.py`); the client reconnects and sends its prompt again with `last_event_id`.
+   With `expires_at`, the connection ends the same way when its token expires, with 4001.
 
 Decisions: a start message while a generation runs is refused with an error (the running one
 goes on); after a cancel the next start waits for the cancelled generation's closing message,
@@ -42,8 +43,8 @@ from .cancellation import Cancellation
 from .disconnect import DISCONNECT
 from .encoding import compact_json
 from .metrics import CountedStream, StreamMetrics
-from .pipeline import Source
-from .shutdown import MAX_AGE, SERVER_RESTART, Lifetimes, is_restart
+from .pipeline import CREDENTIALS_EXPIRED, Source, expire_at
+from .shutdown import MAX_AGE, SERVER_RESTART, Lifetimes
 from .websocket import InlineReader, LockedSocket, MessageSignal, text_frames
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,13 @@ INTERNAL_ERROR = 1011
 """The close code for a server that met an unexpected condition (RFC 6455 section 7.4.1)."""
 SERVICE_RESTART = 1012
 """The close code telling a client to reconnect (RFC 6455 registry: "Service Restart")."""
-CLOSE_MESSAGES = {SERVER_RESTART: "service restart", MAX_AGE: "connection reached its maximum age"}
+TOKEN_EXPIRED = 4001
+"""The close code for a connection whose token expired (the private range, RFC 6455 7.4.2)."""
+ENDINGS = {SERVER_RESTART: (SERVICE_RESTART, "service restart"),
+           MAX_AGE: (SERVICE_RESTART, "connection reached its maximum age"),
+           CREDENTIALS_EXPIRED.type: (TOKEN_EXPIRED, CREDENTIALS_EXPIRED.type)}
+"""The close code and reason of a connection the server ends on purpose; the client
+reconnects (with a fresh token after 4001) and resumes."""
 
 RESTART_WAIT_SECONDS = 1.0
 """How long a restart waits for a generation's write in progress, then for the peer to answer
@@ -114,12 +121,13 @@ class Session:
     idle connection. Not shared between connections.
     """
 
-    __slots__ = ("_ending", "_lifetimes", "_metrics", "_running", "_starts", "_transport", "_ws",
-                 "socket")
+    __slots__ = ("_ending", "_expires_at", "_lifetimes", "_metrics", "_running", "_starts",
+                 "_transport", "_ws", "socket")
 
     def __init__(self, ws: Any, starts: Starts, *, metrics: StreamMetrics,
                  write_timeout: float | None, transport: str = "ws",
-                 lifetimes: Lifetimes | None = None) -> None:
+                 lifetimes: Lifetimes | None = None, expires_at: float | None = None) -> None:
+        """`expires_at`: the Unix time the connection's token ends (closed then with 4001)."""
         if not isinstance(ws.thread, InlineReader) or not isinstance(ws.event, MessageSignal):
             # A reader greenlet of its own would race the one `serve` runs.
             raise RuntimeError("build the WebSocket server with websocket.server_options()")
@@ -128,6 +136,7 @@ class Session:
         self._metrics = metrics
         self._transport = transport
         self._lifetimes = lifetimes
+        self._expires_at = expires_at
         # Set when the connection ends: by the server on purpose (a restart reason) or closed.
         self._ending = Cancellation()
         # The generation's greenlet and its cancellation, only while one runs: an idle
@@ -142,6 +151,7 @@ class Session:
         self._ws.event.on_set = self._drain
         self._ending.on_cancel(self._on_ending)
         lease = self._lifetimes.track(self._ending) if self._lifetimes is not None else None
+        expiry = None if self._expires_at is None else expire_at(self._expires_at, self._ending)
         try:
             self._ws.thread.run()
         except Exception:
@@ -152,6 +162,8 @@ class Session:
         finally:
             if lease is not None:
                 lease.release()
+            if expiry is not None:
+                expiry.close()
             self._ending.cancel(CLOSED)
             self._ws.event.on_set = None
             self._stop(DISCONNECT)
@@ -212,7 +224,7 @@ class Session:
                 for batch in generation.source().batches(None, cancellation):
                     self.socket.send(generation.frames(batch))
                     tally.add(len(batch))
-                if cancellation.reason != DISCONNECT and not is_restart(cancellation.reason):
+                if cancellation.reason != DISCONNECT and cancellation.reason not in ENDINGS:
                     closing = generation.finish()
                     if closing:
                         self.socket.send(closing)
@@ -231,11 +243,12 @@ class Session:
 
     def _on_ending(self) -> None:
         # Called from the hub or a stagger greenlet, which must not block: restart in a greenlet.
-        if is_restart(self._ending.reason):
+        if self._ending.reason in ENDINGS:
             gevent.spawn(self._restart, self._ending.reason)
 
     def _restart(self, reason: str) -> None:
-        """Stop the generation, close with 1012 and, if the peer does not answer, cut."""
+        """Stop the generation, close with 1012 (4001 for an expired token) and, if the peer
+        does not answer, cut."""
         if self._running is not None:
             job, cancellation = self._running
             cancellation.cancel(reason)
@@ -245,7 +258,7 @@ class Session:
                 return
         with suppress(ConnectionClosed, OSError):
             if self._ws.connected:
-                self._ws.close(SERVICE_RESTART, CLOSE_MESSAGES[reason])
+                self._ws.close(*ENDINGS[reason])
         gevent.sleep(RESTART_WAIT_SECONDS)
         self.socket.abort()  # a no-op once the connection is closed
 

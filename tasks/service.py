@@ -44,9 +44,10 @@ class Tasks:
         self.lease_seconds = lease_seconds
         self._running: dict[str, Cancellation] = {}
 
-    def start_demo(self, steps: int, step_ms: int) -> str:
-        """Start a demo task of `steps` steps `step_ms` apart in a new greenlet; its id."""
-        reporter = TaskReporter(broker=self.broker, lease_seconds=self.lease_seconds)
+    def start_demo(self, steps: int, step_ms: int, task_id: str | None = None) -> str:
+        """Start a demo task of `steps` steps `step_ms` apart in a new greenlet; its id
+        (`task_id`, or a new one)."""
+        reporter = TaskReporter(task_id, broker=self.broker, lease_seconds=self.lease_seconds)
         reporter.start(steps)
         cancellation = self._running[reporter.id] = Cancellation()
         gevent.spawn(self._run_demo, reporter, step_ms / 1000, cancellation)

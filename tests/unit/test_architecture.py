@@ -139,7 +139,8 @@ def test_a_package_imports_nothing_it_must_not(package, forbidden):
 
 
 SHARED_BY_BLUEPRINTS = {
-    f"blueprints.{name}" for name in ("errors", "bodies", "slots", "responses", "openai_errors")
+    f"blueprints.{name}" for name in ("errors", "bodies", "slots", "responses", "openai_errors",
+                                          "access")
 }
 OPENAI_COMPATIBLE = {"blueprints.proxy", "blueprints.mock_openai", "blueprints.openai_errors"}
 OPENAI_ONLY = {"llm.wire", "blueprints.openai_errors"}
