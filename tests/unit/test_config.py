@@ -113,3 +113,57 @@ def test_override_passes_typed_values_and_unknown_keys_through():
                                     "TESTING": True, "SOCK_SERVER_OPTIONS": options})
     assert settings == {"HEARTBEAT_SECONDS": 0.01, "ALLOWED_ORIGINS": ("http://a",),
                         "TESTING": True, "SOCK_SERVER_OPTIONS": options}
+
+
+def _public_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def test_auth_is_off_by_default_and_on_with_a_key(tmp_path):
+    assert not config.auth_on(config.load({}))
+    assert config.auth_on(config.load({"AUTH_SECRET": "k" * 32}))
+    pem = _public_pem()
+    assert config.auth_on(config.load({"AUTH_PUBLIC_KEY": pem}))
+    (tmp_path / "key.pem").write_text(pem)
+    assert config.auth_on(config.load({"AUTH_PUBLIC_KEY": str(tmp_path / "key.pem")}))
+
+
+@pytest.mark.parametrize(("environ", "says"), [
+    ({"AUTH_SECRET": "short"}, "at least 32 bytes"),
+    ({"AUTH_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----"},
+     "not a PEM public key"),
+    ({"AUTH_PUBLIC_KEY": "/no/such/key.pem"}, "cannot be read"),
+    ({"PUBLIC_CHANNELS": "news,bad name"}, "channel patterns"),
+])
+def test_bad_auth_settings_are_refused_naming_the_key(environ, says):
+    with pytest.raises(config.ConfigError, match=says) as caught:
+        config.load(environ)
+    assert next(iter(environ)) in str(caught.value)
+
+
+def test_a_secret_and_a_public_key_together_are_refused():
+    with pytest.raises(config.ConfigError, match="not both"):
+        config.load({"AUTH_SECRET": "k" * 32, "AUTH_PUBLIC_KEY": _public_pem()})
+
+
+def test_an_ec_key_on_another_curve_is_refused():
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    pem = ec.generate_private_key(ec.SECP384R1()).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    with pytest.raises(config.ConfigError, match="P-256"):
+        config.load({"AUTH_PUBLIC_KEY": pem})
+
+
+@pytest.mark.parametrize(("host", "auth", "warned"), [
+    ("127.0.0.1", False, False), ("::1", False, False), ("localhost", False, False),
+    ("0.0.0.0", False, True), ("::", False, True), ("10.0.0.5", False, True),
+    ("0.0.0.0", True, False),
+])
+def test_auth_off_on_a_reachable_address_is_warned_about(host, auth, warned):
+    assert (config.auth_warning(host, auth) is not None) is warned
