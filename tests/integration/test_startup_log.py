@@ -34,3 +34,21 @@ def test_the_log_names_redis_by_host_and_port_without_its_password():
         assert "hunter2" not in log
     finally:
         server.stop()
+
+
+def test_auth_off_on_an_address_other_machines_reach_is_warned_about():
+    # A documentation address (RFC 5737) no interface holds: the master warns at start, before
+    # it binds, and then fails to bind; no packet leaves the machine.
+    server = LiveServer(env={"HOST": "198.51.100.7"})
+    try:
+        wait_until(lambda: "auth is off" in server.log(), timeout=20)
+        assert "[WARNING]" in next(line for line in server.log().splitlines()
+                                   if "auth is off" in line)
+    finally:
+        server.stop()
+
+
+def test_no_auth_warning_on_loopback_or_with_auth_on(start_server):
+    assert "auth is off" not in start_server().log()
+    assert "auth is off" not in start_server(env={"HOST": "127.0.0.1",
+                                                  "AUTH_SECRET": "k" * 32}).log()
