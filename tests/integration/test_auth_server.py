@@ -352,3 +352,25 @@ def test_a_websocket_closes_with_4001_at_exp(server):
         assert time.monotonic() - began < 2 + GENEROUS
     finally:
         ws.close()
+
+
+@pytest.mark.parametrize(("name", "accept"), [
+    ("subscribe", "text/event-stream"), ("sse-chat", "text/event-stream"),
+    ("api-chat", "text/event-stream"), ("api-chat", "application/x-ndjson"),
+    ("task-events", "text/event-stream"), ("generation-events", "text/event-stream"),
+    ("tail-log", "text/event-stream")])
+def test_every_stream_ends_with_token_expired_at_exp(server, name, accept):
+    method, path, body = endpoints(server)[name]
+    if name.endswith("chat"):
+        path, body = (path.replace("tokens=2", "tokens=1000&delay_ms=20"),
+                      body and {**body, "tokens": 1000, "delay_ms": 20})
+    short = token(ttl=2, **ALICE)
+    began = time.monotonic()
+    with Stream(server.url, path, method=method, body=body,
+                headers={**bearer(short), "Accept": accept}) as stream:
+        assert stream.status == 200
+        tail = stream.read_all()[-300:].decode()
+    assert time.monotonic() - began < 2 + GENEROUS
+    separator = "\n" if accept == "application/x-ndjson" else "\n\n"
+    last_record = [record for record in tail.split(separator) if record.strip()][-1]
+    assert '"type":"token_expired"' in last_record, tail
