@@ -138,7 +138,7 @@ class RedisPresence(Presence):
         try:
             with reaching_redis():
                 results = pipe.execute() if writes or reads else []
-        except BrokerUnavailable:
+        except Exception:  # BrokerUnavailable, or any reply error: all of it goes again
             self._dirty |= writes
             self._unpolled.update(reads)
             raise
