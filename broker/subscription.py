@@ -88,7 +88,7 @@ class Subscription:
         self._ended = False
         self._pending: deque[Item] = deque()
         self._attendance = attendance
-        self._present = False  # counted in the topic's presence
+        self._counted: Attendance | None = None  # how it counts in the topic's presence now
 
     @property
     def ended(self) -> bool:
@@ -126,9 +126,9 @@ class Subscription:
         """Stop following the topic; safe to call more than once."""
         self._ended = True
         self._mailbox.close()
-        if self._present:
-            self._present = False
-            self._leave()
+        counted, self._counted = self._counted, None
+        if counted is not None:
+            self._leave(counted)
         if self._following:
             self._following = False
             self._store.unfollow(self.topic, self._mailbox)
@@ -156,8 +156,7 @@ class Subscription:
     def _start(self) -> list[Item]:
         """Follow the topic, then find where to start; returns what comes first, if anything."""
         if self._attendance is not None:
-            self._present = True
-            self._enter()
+            self._enter(self._attendance)
         self._following = True
         self._store.follow(self.topic, self._mailbox)
         if self._after is None:
@@ -176,14 +175,15 @@ class Subscription:
             return [RESET]
         return []
 
-    def _enter(self) -> None:
-        presence, attendance = self._store.presence, self._attendance
+    def _enter(self, attendance: Attendance) -> None:
+        self._counted = attendance
+        presence = self._store.presence
         presence.enter(self.topic, attendance.subject)
         if attendance.events:
             presence.watch(self.topic, self._mailbox)
 
-    def _leave(self) -> None:
-        presence, attendance = self._store.presence, self._attendance
+    def _leave(self, attendance: Attendance) -> None:
+        presence = self._store.presence
         if attendance.events:
             presence.unwatch(self.topic, self._mailbox)
         presence.leave(self.topic, attendance.subject)
