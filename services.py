@@ -61,7 +61,8 @@ class Services:
     def from_settings(cls, settings: Mapping[str, Any]) -> Services:
         metrics = Metrics(TRANSPORTS, settings["PROMETHEUS_MULTIPROC_DIR"])
         broker = make_broker(settings["REDIS_URL"], settings["CHANNEL_HISTORY"],
-                             settings["SUBSCRIBER_QUEUE"], settings["FANOUT_FLUSH_MS"])
+                             settings["SUBSCRIBER_QUEUE"], settings["FANOUT_FLUSH_MS"],
+                             settings["HEARTBEAT_SECONDS"])
         upstream = _upstream(settings, metrics.registry)
         lifetimes = Lifetimes(settings["STREAM_MAX_AGE_SECONDS"])
         return cls(

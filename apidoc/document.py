@@ -128,6 +128,13 @@ def _broker_paths() -> dict:
     event_id = {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {
         "type": "string", "pattern": "^([0-9]{1,20}-[0-9]{1,20})?$",
         "description": "The id of the last event the client has: resume after it."}}
+    presence_events = {"name": "presence", "in": "query", "required": False, "schema": {
+        "type": "string", "enum": ["1", "0", "true", "false"],
+        "description": "1: also send `event: join` / `leave` ({\"sub\"}, no id) as subjects "
+                       "come and go, a join for each one present first."}}
+    headcount = {"type": "object", "required": ["subscribers", "subjects"], "properties": {
+        "subscribers": {"type": "integer", "minimum": 0},
+        "subjects": {"type": "array", "items": {"type": "string"}}}}
     task = {"name": "task_id", "in": "path", "required": True,
             "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
     publish = {"type": "object", "required": ["data"], "properties": {
@@ -144,7 +151,13 @@ def _broker_paths() -> dict:
     watch["get"]["responses"]["204"] = {"description": "The client has seen the task's end."}
     return {
         "/sse/channels/{name}": _sse("A channel's events, resumable with Last-Event-ID.", 400,
-                                     429, 503, parameters=[channel, event_id]),
+                                     429, 503, parameters=[channel, event_id, presence_events]),
+        "/api/channels/{name}/presence": {"get": {
+            "summary": "Open subscriptions to a channel on every worker and instance, and the "
+                       "distinct subjects among them.",
+            "parameters": [channel],
+            "responses": {"200": json_content(headcount, "The channel's presence."),
+                          **errors(400, 503)}}},
         "/api/channels/{name}": {"post": {
             "summary": "Publish an event (Bearer PUBLISH_TOKEN, or a loopback client).",
             "parameters": [channel],

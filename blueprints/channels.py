@@ -1,5 +1,5 @@
-"""Broadcast channels: `GET /sse/channels/<name>`, `POST /api/channels/<name>`, and the
-`flask publish CHANNEL EVENT JSON` command."""
+"""Broadcast channels: `GET /sse/channels/<name>[?presence=1]`, `POST /api/channels/<name>`,
+`GET /api/channels/<name>/presence`, and the `flask publish CHANNEL EVENT JSON` command."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from broker import BrokerUnavailable, EventFormat
 from channels import MAX_DATA_BYTES, Channels, DataTooLarge
 from http_policy.json_body import InvalidJSON, parse_json
-from http_policy.validation import InvalidParameter
+from http_policy.validation import InvalidParameter, flag
 from services import services
 
 from .access import auth_on, require_publish, require_subscribe
@@ -33,9 +33,16 @@ def _channels() -> Channels:
 
 @bp.get("/sse/channels/<name>")
 def subscribe(name: str):
-    require_subscribe(name)
-    source = _channels().subscribe(name, last_event_id())
+    grant = require_subscribe(name)
+    source = _channels().subscribe(name, last_event_id(), subject=grant.subject,
+                                   presence_events=flag(request.args, "presence"))
     return encoded_sse_response(source, EventFormat)
+
+
+@bp.get("/api/channels/<name>/presence")
+def presence(name: str):
+    require_subscribe(name)  # who is watching is for those who may watch
+    return jsonify(_channels().presence(name).as_json())
 
 
 @bp.post("/api/channels/<name>")

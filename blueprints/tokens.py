@@ -22,7 +22,8 @@ bp = Blueprint("tokens", __name__, cli_group=None)
 @click.option("--publish", multiple=True, metavar="PATTERN",
               help="A channel pattern it may publish to (repeat for more).")
 @click.option("--scope", multiple=True, metavar="SCOPES",
-              help=f"Features it may use, space-separated or repeated: {', '.join(sorted(SCOPES))}.")
+              help="Features it may use, space-separated or repeated: "
+                   f"{', '.join(sorted(SCOPES))}.")
 @click.option("--ttl", type=click.IntRange(1), default=3600, show_default=True,
               help="Seconds until it expires.")
 @click.option("--private-key", type=click.File("rb"),

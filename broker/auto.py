@@ -7,20 +7,24 @@ import functools
 import config
 
 from .base import Broker
+from .presence import HEARTBEAT_SECONDS
 
 
 def make_broker(redis_url: str, history: int, queue_size: int,
-                flush_ms: int | None = None) -> Broker:
+                flush_ms: int | None = None, heartbeat: float = HEARTBEAT_SECONDS) -> Broker:
     """A `RedisBroker` for `redis_url`, or the embedded `MemoryBroker` when it is empty.
 
     `flush_ms` (FANOUT_FLUSH_MS): None hands each delivery to subscribers at once; otherwise
     deliveries are held that many milliseconds and handed over together (`fanout.py`).
+    `heartbeat` (HEARTBEAT_SECONDS) paces how Redis presence is refreshed and how soon a dead
+    process's subscriptions leave it (`redis_presence.py`).
     """
     flush_delay = None if flush_ms is None else flush_ms / 1000
     if redis_url:
         from .redis_streams import RedisBroker  # redis-py is imported only when used
 
-        return RedisBroker(redis_url, history, queue_size, flush_delay=flush_delay)
+        return RedisBroker(redis_url, history, queue_size, flush_delay=flush_delay,
+                           heartbeat=heartbeat)
     from .memory import MemoryBroker
 
     return MemoryBroker(history, queue_size, flush_delay=flush_delay)
@@ -39,7 +43,7 @@ def environment_broker() -> Broker:
         raise RuntimeError("REDIS_URL is not set: outside the server, events can only reach "
                            "its subscribers through Redis")
     return make_broker(settings["REDIS_URL"], settings["CHANNEL_HISTORY"],
-                       settings["SUBSCRIBER_QUEUE"])
+                       settings["SUBSCRIBER_QUEUE"], heartbeat=settings["HEARTBEAT_SECONDS"])
 
 
 def current_broker() -> Broker:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from streaming.mailbox import Mailbox
 
 from .events import Event, Key
+from .presence import Attendance, Presence
 from .subscription import Subscription
 
 AT_END = -1
@@ -52,6 +53,8 @@ class Broker(ABC):
     """"memory" or "redis"."""
     shared: bool
     """Whether other processes (workers, instances, jobs) see the same topics."""
+    presence: Presence
+    """Who subscribes to each topic (`presence.py`): this process's, or every process's."""
 
     def __init__(self, history: int, queue_size: int) -> None:
         if history < 1 or queue_size < 1:
@@ -60,10 +63,12 @@ class Broker(ABC):
         self.queue_size = queue_size
 
     def subscribe(self, topic: str, last_id: str | None = None, *,
-                  from_latest: bool = False, kept_whole: bool = False) -> Subscription:
-        """A subscriber of `topic`; nothing happens until it is read (see Subscription)."""
+                  from_latest: bool = False, kept_whole: bool = False,
+                  attendance: Attendance | None = None) -> Subscription:
+        """A subscriber of `topic`; nothing happens until it is read (see Subscription). With
+        `attendance` it counts in the topic's presence while it reads."""
         return Subscription(self, topic, last_id, self.queue_size, from_latest=from_latest,
-                            kept_whole=kept_whole)
+                            kept_whole=kept_whole, attendance=attendance)
 
     @abstractmethod
     def publish(self, topic: str, event: str, data: str) -> str:

@@ -19,6 +19,7 @@ from streaming.mailbox import Mailbox
 from .base import AT_END, Broker
 from .events import ZERO, Event, Key, format_id, next_key
 from .fanout import FLUSH_DELAY, Fanout
+from .presence import Presence
 
 SWEEP_SECONDS = 60.0
 """How often topics past their retention are looked for (on publish)."""
@@ -47,6 +48,7 @@ class MemoryBroker(Broker):
         super().__init__(history, queue_size)
         self._topics: dict[str, _Topic] = {}
         self._fanout = Fanout(flush_delay)
+        self.presence = Presence()
         self._leases: dict[str, float] = {}
         self._born = next_key(ZERO)
         self._swept_at = time.monotonic()

@@ -1,7 +1,8 @@
 """The Redis Streams broker: topics shared by every worker, instance and job that reach Redis.
 
 A topic is the stream `sse:<topic>`; an event is an entry `XADD sse:<topic> MAXLEN ~ history *
-e <event> d <data> [f 1]` whose id is the SSE id. Leases are keys `sse:lease:<name>` with a TTL.
+e <event> d <data> [f 1]` whose id is the SSE id. Leases are keys `sse:lease:<name>` with a TTL;
+presence is the hash `sse:presence:<topic>` (`redis_presence.py`).
 
 Connections per process are bounded whatever the number of subscribers: a pool of at most
 `COMMAND_CONNECTIONS` for commands (a greenlet borrows one per command, so none is ever shared
@@ -21,8 +22,7 @@ Deliberate choices:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -34,8 +34,10 @@ from streaming.mailbox import Mailbox
 from .base import AT_END, Append, Broker, Lease
 from .events import Event, Key, format_id, parse_id
 from .fanout import FLUSH_DELAY
+from .presence import HEARTBEAT_SECONDS
+from .redis_errors import reaching_redis
+from .redis_presence import RedisPresence
 from .redis_reader import BLOCK_MS, StreamReader, entry_event
-from .subscription import BrokerUnavailable
 
 PREFIX = "sse:"
 COMMAND_CONNECTIONS = 8
@@ -73,14 +75,6 @@ return added
 """
 
 
-@contextmanager
-def _reaching_redis() -> Iterator[None]:
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise BrokerUnavailable("the message broker (Redis) is unreachable") from exc
-
-
 def _connection_options(role: str) -> dict[str, Any]:
     # Named per process and role, so `CLIENT LIST` shows who holds what.
     return {"decode_responses": True, "client_name": f"sse:{os.getpid()}:{role}",
@@ -94,7 +88,8 @@ class RedisBroker(Broker):
     shared = True
 
     def __init__(self, url: str, history: int, queue_size: int, *,
-                 flush_delay: float | None = FLUSH_DELAY) -> None:
+                 flush_delay: float | None = FLUSH_DELAY,
+                 heartbeat: float = HEARTBEAT_SECONDS) -> None:
         super().__init__(history, queue_size)
         pool = redis.BlockingConnectionPool.from_url(
             url, max_connections=COMMAND_CONNECTIONS, timeout=POOL_WAIT_SECONDS,
@@ -104,6 +99,7 @@ class RedisBroker(Broker):
         self._publish_open = self._redis.register_script(PUBLISH_OPEN)
         self._reader = StreamReader(self._reader_client(url), self._redis, self._key,
                                     len(PREFIX), queue_size, flush_delay)
+        self.presence = RedisPresence(self._redis, self._presence_key, heartbeat)
 
     @staticmethod
     def _reader_client(url: str) -> Callable[[], redis.Redis]:
@@ -119,7 +115,7 @@ class RedisBroker(Broker):
         return PREFIX + topic
 
     def publish(self, topic: str, event: str, data: str) -> str:
-        with _reaching_redis():
+        with reaching_redis():
             return self._redis.xadd(self._key(topic), {"e": event, "d": data},
                                     maxlen=self.history, approximate=True)
 
@@ -129,7 +125,7 @@ class RedisBroker(Broker):
                      position: int | None = None) -> str | None:
         keys, args = self._open_call(Append(topic, event, data, final, unless_leased,
                                             retain_seconds, position))
-        with _reaching_redis():
+        with reaching_redis():
             return self._publish_open(keys=keys, args=args)
 
     def _open_call(self, append: Append) -> tuple[list[str], list]:
@@ -155,24 +151,24 @@ class RedisBroker(Broker):
                 self._publish_open(keys=keys, args=args, client=pipe)
             else:
                 pipe.set(self._lease_key(write.name), "1", px=max(1, int(write.seconds * 1000)))
-        with _reaching_redis():
+        with reaching_redis():
             results = pipe.execute()
         return [result if isinstance(write, Append) else None
                 for write, result in zip(writes, results, strict=True)]
 
     def latest(self, topic: str, count: int = 1) -> list[Event]:
-        with _reaching_redis():
+        with reaching_redis():
             entries = self._redis.xrevrange(self._key(topic), count=count)
         return [entry_event(entry) for entry in reversed(entries)]
 
     def read_after(self, topic: str, after: Key, count: int) -> list[Event]:
-        with _reaching_redis():
+        with reaching_redis():
             entries = self._redis.xrange(self._key(topic), min=f"({format_id(after)}",
                                          count=count)
         return [entry_event(entry) for entry in entries]
 
     def trimmed_after(self, topic: str, after: Key) -> bool:
-        with _reaching_redis():
+        with reaching_redis():
             try:
                 info = self._redis.xinfo_stream(self._key(topic))
             except redis.ResponseError:  # no such stream: nothing is known to be missing
@@ -184,19 +180,23 @@ class RedisBroker(Broker):
         return trimmed and first is not None and parse_id(first[0]) > after
 
     def follow(self, topic: str, mailbox: Mailbox) -> None:
-        with _reaching_redis():
+        with reaching_redis():
             self._reader.follow(topic, mailbox)
 
     def unfollow(self, topic: str, mailbox: Mailbox) -> None:
         self._reader.unfollow(topic, mailbox)
 
     def lease(self, name: str, seconds: float) -> None:
-        with _reaching_redis():
+        with reaching_redis():
             self._redis.set(self._lease_key(name), "1", px=max(1, int(seconds * 1000)))
 
     def release(self, name: str) -> None:
-        with _reaching_redis():
+        with reaching_redis():
             self._redis.delete(self._lease_key(name))
+
+    @staticmethod
+    def _presence_key(topic: str) -> str:
+        return f"{PREFIX}presence:{topic}"
 
     @staticmethod
     def _lease_key(name: str) -> str:
@@ -206,6 +206,7 @@ class RedisBroker(Broker):
         return self._reader.fanout.subscribers()
 
     def close(self) -> None:
+        self.presence.close()
         self._reader.close()
         self._redis.close()
         self._redis.connection_pool.disconnect()

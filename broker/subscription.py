@@ -12,6 +12,11 @@ A new subscriber's start is the newest id when `pin()` ran: a view pins before t
 starts, so an event published once the client has the headers is never missed, even though the
 stream itself only begins reading after its first write.
 
+A subscription with an `Attendance` counts in its topic's presence from the moment it starts
+reading (step 1) until it closes, and, if it asked, gets the topic's joins and leaves in its
+mailbox: they carry no id, so they never move its place in the topic (`presence.py`). It counts
+from its start rather than from `pin()`, because only a stream that started is sure to close it.
+
 A subscription ends after its topic's final event (a finished task), when its mailbox
 overflows (it gets `event: overflow`), or when the broker is unreachable (`event: error`).
 """
@@ -26,6 +31,7 @@ from streaming.cancellation import Cancellation
 from streaming.mailbox import Mailbox, batches_of
 
 from .events import BROKER_ERROR, RESET, ZERO, Event, Key, Notice, overflow_notice, parse_id
+from .presence import Attendance, Presence
 
 
 class BrokerUnavailable(Exception):
@@ -40,6 +46,9 @@ class Store(Protocol):
     def read_after(self, topic: str, after: Key, count: int) -> list[Event]: ...
     def latest(self, topic: str, count: int = 1) -> list[Event]: ...
     def trimmed_after(self, topic: str, after: Key) -> bool: ...
+
+    @property
+    def presence(self) -> Presence: ...
 
 
 Item = Event | Notice
@@ -62,7 +71,8 @@ class Subscription:
     """Events read from the history at a time (and written as one chunk)."""
 
     def __init__(self, store: Store, topic: str, last_id: str | None, queue_size: int, *,
-                 from_latest: bool = False, kept_whole: bool = False) -> None:
+                 from_latest: bool = False, kept_whole: bool = False,
+                 attendance: Attendance | None = None) -> None:
         self.topic = topic
         self._store = store
         self._after: Key | None = parse_id(last_id) if last_id else None
@@ -77,6 +87,8 @@ class Subscription:
         self._catching_up = True  # live events may repeat what the history gave
         self._ended = False
         self._pending: deque[Item] = deque()
+        self._attendance = attendance
+        self._counted: Attendance | None = None  # how it counts in the topic's presence now
 
     @property
     def ended(self) -> bool:
@@ -114,6 +126,9 @@ class Subscription:
         """Stop following the topic; safe to call more than once."""
         self._ended = True
         self._mailbox.close()
+        counted, self._counted = self._counted, None
+        if counted is not None:
+            self._leave(counted)
         if self._following:
             self._following = False
             self._store.unfollow(self.topic, self._mailbox)
@@ -140,6 +155,8 @@ class Subscription:
 
     def _start(self) -> list[Item]:
         """Follow the topic, then find where to start; returns what comes first, if anything."""
+        if self._attendance is not None:
+            self._enter(self._attendance)
         self._following = True
         self._store.follow(self.topic, self._mailbox)
         if self._after is None:
@@ -158,6 +175,19 @@ class Subscription:
             return [RESET]
         return []
 
+    def _enter(self, attendance: Attendance) -> None:
+        self._counted = attendance
+        presence = self._store.presence
+        presence.enter(self.topic, attendance.subject)
+        if attendance.events:
+            presence.watch(self.topic, self._mailbox)
+
+    def _leave(self, attendance: Attendance) -> None:
+        presence = self._store.presence
+        if attendance.events:
+            presence.unwatch(self.topic, self._mailbox)
+        presence.leave(self.topic, attendance.subject)
+
     def _live(self, timeout: float | None) -> list[Item] | None:
         while True:
             items = self._mailbox.take(timeout)
@@ -171,14 +201,15 @@ class Subscription:
                 items = [item for item in items if item.key is None or item.key > after]
                 if not items:
                     continue
-                self._catching_up = False
+                # Notices (joins, leaves) say nothing of how far the live events are.
+                self._catching_up = all(item.key is None for item in items)
             return self._deliver(items)
 
     def _deliver(self, items: list[Item]) -> list[Item]:
-        last = items[-1]
-        if last.key is not None:
+        last = next((item for item in reversed(items) if item.key is not None), None)
+        if last is not None:
             self._after = last.key
-        # Nothing is ever published after a topic's final event, so it is always last.
-        if last.final:
-            self.close()
+            # Nothing is ever published after a topic's final event, so it is its last.
+            if last.final:
+                self.close()
         return items

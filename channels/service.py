@@ -12,7 +12,7 @@ import re
 from contextlib import suppress
 from typing import Any
 
-from broker import Broker, BrokerUnavailable, Subscription, current_broker
+from broker import Attendance, Broker, BrokerUnavailable, Headcount, Subscription, current_broker
 from http_policy.validation import InvalidParameter
 from streaming.encoding import compact_json
 
@@ -66,16 +66,27 @@ class Channels:
             raise DataTooLarge(f"event data is limited to {MAX_DATA_BYTES} bytes of JSON")
         return self.broker.publish(self.topic(channel), event, text)
 
-    def subscribe(self, channel: str, last_id: str | None) -> Subscription:
+    def subscribe(self, channel: str, last_id: str | None, *, subject: str | None = None,
+                  presence_events: bool = False) -> Subscription:
         """The channel's events after `last_id` (a Last-Event-ID), then live ones; without one,
-        those published from now on. Raises InvalidParameter for a bad name or id."""
+        those published from now on. Raises InvalidParameter for a bad name or id.
+
+        While it streams it counts in the channel's presence, under `subject` if it has one;
+        with `presence_events` it also gets `event: join` / `leave` (see `presence`)."""
         channel_name(channel)
-        subscription = self.broker.subscribe(self.topic(channel), last_id)
+        subscription = self.broker.subscribe(self.topic(channel), last_id,
+                                             attendance=Attendance(subject, presence_events))
         # Before the response starts: what is published once its headers arrive reaches it.
         # If the broker is unreachable the subscription says so in band (`event: error`).
         with suppress(BrokerUnavailable):
             subscription.pin()
         return subscription
+
+    def presence(self, channel: str) -> Headcount:
+        """Open subscriptions to `channel` on every worker and instance the broker reaches, and
+        the distinct subjects among them. Raises InvalidParameter, BrokerUnavailable."""
+        channel_name(channel)
+        return self.broker.presence.headcount(self.topic(channel))
 
 
 def publish(channel: str, event: str, data: Any) -> str:

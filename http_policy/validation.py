@@ -73,3 +73,16 @@ def integer(values: Mapping[str, Any], name: str, default: int, low: int, high: 
     if not low <= raw <= high:
         raise InvalidParameter(name, f"{name} must be between {low} and {high}, got {raw}")
     return raw
+
+
+FLAGS = {"1": True, "true": True, "0": False, "false": False}
+
+
+def flag(values: Mapping[str, Any], name: str, default: bool = False) -> bool:
+    """The query flag `values[name]`: `1`/`true` or `0`/`false`, `default` when absent."""
+    raw = values.get(name)
+    if raw is None:
+        return default
+    if raw not in FLAGS:
+        raise InvalidParameter(name, f"{name} must be 1, 0, true or false, got {str(raw)[:40]!r}")
+    return FLAGS[raw]

@@ -62,7 +62,7 @@ def test_the_audience_is_checked_when_configured():
     verifier = TokenVerifier(SECRET, audience="streams")
     assert verifier.verify(mint_token(SECRET, sub="a", audience="streams")).subject == "a"
     for token in (mint_token(SECRET, sub="a", audience="other"), mint_token(SECRET, sub="a")):
-        with pytest.raises(InvalidToken, match="audience|aud"):
+        with pytest.raises(InvalidToken, match="audience"):
             verifier.verify(token)
 
 
@@ -102,9 +102,10 @@ def test_a_public_key_verifies_its_private_half_and_refuses_hmac_with_itself(pri
     public = private.public_key()
     verifier = TokenVerifier(public)
     assert verifier.verify(mint_token(private, sub="a")).subject == "a"
-    # The classic confusion: the public key's PEM used as an HMAC secret.
+    # The classic confusion signs HS256 with the public key's PEM as the secret (PyJWT will
+    # not build that one): any HS256 token is refused by its algorithm alone.
     confused = jwt.encode({"sub": "a", "exp": time.time() + 60}, "k" * 32, algorithm="HS256")
-    with pytest.raises(InvalidToken, match="RS256|ES256"):
+    with pytest.raises(InvalidToken, match=r"RS256|ES256"):
         verifier.verify(confused)
 
 
