@@ -62,7 +62,7 @@ def test_the_audience_is_checked_when_configured():
     verifier = TokenVerifier(SECRET, audience="streams")
     assert verifier.verify(mint_token(SECRET, sub="a", audience="streams")).subject == "a"
     for token in (mint_token(SECRET, sub="a", audience="other"), mint_token(SECRET, sub="a")):
-        with pytest.raises(InvalidToken, match="audience"):
+        with pytest.raises(InvalidToken, match=r"audience|no aud claim"):
             verifier.verify(token)
 
 
