@@ -176,6 +176,16 @@ def post_worker_init(worker):
         ours.lifetimes.follow(lambda: worker.alive, worker.cfg.graceful_timeout)
 
 
+def worker_exit(server, worker):
+    # A worker that stops on purpose takes its subscriptions out of presence at once, rather
+    # than leaving them to expire (a killed one's do, within 1.5 heartbeats).
+    from services import services_of
+
+    ours = services_of(worker.wsgi)
+    if ours is not None:
+        ours.broker.presence.close()
+
+
 def child_exit(server, worker):
     # Imported here, in the master only when a worker has exited, never at config load.
     from prometheus_client import multiprocess

@@ -119,3 +119,16 @@ def test_without_redis_presence_is_a_503_and_comes_back_with_it(start_server, pr
         wait_for_presence(server.url, channel, subscribers(1), timeout=10)
     assert "Traceback" not in server.log()
     server.stop()
+
+
+def test_a_worker_that_stops_on_purpose_leaves_presence_at_once(start_server, redis_url):
+    # Heartbeats far apart: only leaving on purpose, not expiry, can empty it in time.
+    server = start_server(env={"REDIS_URL": redis_url, "HEARTBEAT_SECONDS": "60"})
+    channel = new_channel()
+    streams = open_subscriptions(server.url, channel, 3)
+    wait_for_presence(server.url, channel, subscribers(3), timeout=10)
+    (worker,) = server.worker_pids()
+    os.kill(worker, signal.SIGTERM)
+    wait_until(lambda: server.worker_pids() not in ([], [worker]), timeout=20)
+    wait_for_presence(server.url, channel, subscribers(0), timeout=5)
+    close_all(streams)
