@@ -307,7 +307,9 @@ function openJsonSocket(path, start, handlers, resumption) {
     socket.onclose = ({ code, reason }) => {
       if (settle.settled) return;
       const refused = code === EXPIRED_CLOSE_CODE || (!opened && authOn() && !usable(sent));
-      if (!refused) return settle.error(`the connection closed (${code}${reason ? `: ${reason}` : ""})`);
+      if (!refused) {
+        return settle.error(`the connection closed (${code}${reason ? `: ${reason}` : ""})`);
+      }
       const again = resumption(start, progress);
       if (!again) {
         renewToken(sent); // forgets it and asks: the next run goes with the new one

@@ -13,7 +13,8 @@ function jwt(claims) {
 }
 
 test("the token goes in the query of a URL without one", () => {
-  assert.equal(withAccessToken("/sse/channels/demo", "a.b.c"), "/sse/channels/demo?access_token=a.b.c");
+  assert.equal(withAccessToken("/sse/channels/demo", "a.b.c"),
+    "/sse/channels/demo?access_token=a.b.c");
 });
 
 test("the token is added after an existing query, before the fragment", () => {
@@ -59,7 +60,8 @@ test("a JWT whose payload needs base64url's own characters is read", () => {
 });
 
 test("what is not a JWT with an exp has no expiry", () => {
-  for (const value of ["", "not a token", "a.b.c", jwt({ sub: "ann" }), jwt({ exp: "soon" }), null]) {
+  const values = ["", "not a token", "a.b.c", jwt({ sub: "ann" }), jwt({ exp: "soon" }), null];
+  for (const value of values) {
     assert.ok(Number.isNaN(expiresAt(value)), String(value));
   }
 });
