@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 import auth
+from app import create_app
 from generation import demo_model
 from tests.integration.test_pages import finished, start_chat, tokens_shown
 from tests.support.browser import ConsoleErrors, open_page, screenshot
@@ -209,3 +210,17 @@ def test_with_auth_off_there_is_no_field_and_no_request_carries_a_token(page):
         assert "access_token" not in url
     for request in streams:
         assert "authorization" not in request.all_headers()
+
+
+@pytest.mark.parametrize("path", ["/", "/chat", "/tts", "/tasks", "/logs", "/channels", "/proxy"])
+def test_every_page_says_auth_is_on_and_has_the_field_and_its_script(path):
+    html = create_app({"TESTING": True, "AUTH_SECRET": SECRET}).test_client().get(path).text
+    assert '<body data-auth="on">' in html
+    assert re.search(r'<form id="token-form"[^>]* hidden', html)
+    assert 'src="/static/js/token-field.js"' in html
+
+
+def test_with_auth_off_the_page_has_neither_the_field_nor_its_script(client):
+    html = client.get("/chat").text
+    assert '<body data-auth="off">' in html
+    assert "token-form" not in html and "token-field.js" not in html
