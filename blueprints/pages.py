@@ -13,6 +13,8 @@ from flask import Blueprint, Response, render_template, request, url_for
 from generation.params import DELAY_MS_DEFAULT, TEXT_MAX_CHARS, TOKENS_DEFAULT, TOKENS_MAX
 from generation.tts import BYTES_PER_CHAR, SAMPLE_RATE
 
+from .access import auth_on
+
 bp = Blueprint("pages", __name__)
 
 # (endpoint, label) in the order of the navigation.
@@ -52,7 +54,9 @@ def url_stem(endpoint: str, param: str = "name") -> str:
 
 @bp.context_processor
 def _layout() -> dict:
-    return {"navigation": NAVIGATION, "url_stem": url_stem}
+    # Whether the scripts ask for a token and send it (static/js/token.js).
+    return {"navigation": NAVIGATION, "url_stem": url_stem,
+            "auth_on": auth_on()}
 
 
 @bp.after_request

@@ -2,6 +2,7 @@
 // it holds: a published `<img onerror=...>` is a string on this page, never markup.
 import { errorMessage } from "../readers.js";
 import { follow } from "../follow.js";
+import { authFetch } from "../token.js";
 import { appendText, formatCount, messageOf, setStatus, submitOnCtrlEnter } from "../ui.js";
 
 const subscribeForm = document.getElementById("subscribe-form");
@@ -58,6 +59,7 @@ subscribeForm.addEventListener("submit", (event) => {
     onopen: () => setStatus(status, "live", `subscribed to ${channel}`),
     onevent: show,
     onretry: ({ delayMs }) => setStatus(status, "warn", `reconnecting in ${(delayMs / 1000).toFixed(1)} s`),
+    onrenew: () => setStatus(status, "warn", "waiting for a new token"),
     onerror(error) {
       subscription = null;
       running(false);
@@ -85,9 +87,9 @@ publishForm.addEventListener("submit", async (event) => {
   }
   const channel = subscribeForm.elements.channel.value.trim(); // the one field for both forms
   const headers = { "Content-Type": "application/json" };
-  if (token) headers.Authorization = `Bearer ${token}`;
+  if (token) headers.Authorization = `Bearer ${token}`; // the server's PUBLISH_TOKEN, not the page's
   try {
-    const response = await fetch(`${publishForm.dataset.publishUrl}${encodeURIComponent(channel)}`, {
+    const response = await authFetch(`${publishForm.dataset.publishUrl}${encodeURIComponent(channel)}`, {
       method: "POST", headers, body: JSON.stringify({ event: name, data: value }),
     });
     if (!response.ok) throw new Error(await errorMessage(response));

@@ -5,6 +5,7 @@
 import {
   openChatSocket, readChatEventSource, readChatNdjson, readChatSSE, readChatText, readGeneration,
 } from "../readers.js";
+import { EXPIRED } from "../token.js";
 import { formValues, formatCount, formatRate, setStatus, submitOnCtrlEnter } from "../ui.js";
 
 const form = document.getElementById("chat-form");
@@ -70,10 +71,10 @@ function handlersFor(startedAt, request) {
         rate.textContent = formatRate(((tokens - 1) * 1000) / (now - firstAt));
       }
     },
-    reconnect() {
+    reconnect({ reason } = {}) {
       streaming = false;
       reconnects.textContent = String(Number(reconnects.textContent) + 1);
-      setStatus(status, "warn", "reconnecting");
+      setStatus(status, "warn", reason === EXPIRED ? "waiting for a new token" : "reconnecting");
     },
     end({ finish_reason }) { settle("done", `done: ${finish_reason}`); },
     error(message) { settle("error", `error: ${message}`); },

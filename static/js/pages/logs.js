@@ -2,6 +2,7 @@
 // after the last line shown); resume asks for what follows it, so no line is lost or repeated.
 import { errorMessage } from "../readers.js";
 import { follow } from "../follow.js";
+import { authFetch } from "../token.js";
 import { appendText, atBottom, formatCount, messageOf, scrollToEnd, setStatus } from "../ui.js";
 
 const form = document.getElementById("log-form");
@@ -49,6 +50,7 @@ function start(name, { tail, lastEventId = "" }) {
     onopen: () => setStatus(status, "live", `following ${name}`),
     onevent,
     onretry: ({ delayMs }) => setStatus(status, "warn", `reconnecting in ${(delayMs / 1000).toFixed(1)} s`),
+    onrenew: () => setStatus(status, "warn", "waiting for a new token"),
     onend: () => { stream = null; pauseButton.disabled = true; },
     onerror(error) {
       stream = null;
@@ -97,7 +99,7 @@ document.getElementById("clear").addEventListener("click", () => {
 
 // The log names; the access log is the one to pick first.
 (async () => {
-  const response = await fetch(form.dataset.logsUrl);
+  const response = await authFetch(form.dataset.logsUrl);
   if (!response.ok) throw new Error(await errorMessage(response));
   const body = await response.json();
   const names = Array.isArray(body) ? body : body.logs ?? body.names ?? [];

@@ -3,6 +3,7 @@
 // and every bar carries on from where it was, missing and repeating nothing.
 import { errorMessage } from "../readers.js";
 import { follow } from "../follow.js";
+import { authFetch } from "../token.js";
 import { formValues, messageOf, setStatus } from "../ui.js";
 
 const form = document.getElementById("task-form");
@@ -75,6 +76,7 @@ function subscribe(task) {
       render(task);
     },
     onretry: ({ delayMs }) => render(task, `reconnecting in ${(delayMs / 1000).toFixed(1)} s`),
+    onrenew: () => render(task, "waiting for a new token"),
     onend() {
       task.stream = null;
       refreshSummary();
@@ -104,7 +106,7 @@ function add(record) {
 }
 
 async function cancel(task) {
-  const response = await fetch(task.record.statusUrl, { method: "DELETE" });
+  const response = await authFetch(task.record.statusUrl, { method: "DELETE" });
   // The `cancelled` event ends the bar; a task that ended meanwhile answers 409.
   if (!response.ok && response.status !== 409) render(task, `cancel failed: ${await errorMessage(response)}`);
 }
@@ -114,7 +116,7 @@ form.addEventListener("submit", async (event) => {
   const request = formValues(form, ["steps", "step_ms"]);
   startButton.disabled = true;
   try {
-    const response = await fetch(form.dataset.tasksUrl, {
+    const response = await authFetch(form.dataset.tasksUrl, {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(request),
     });
     if (!response.ok) throw new Error(await errorMessage(response));
