@@ -187,6 +187,8 @@ APP_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "UPSTREAM_READ_TIMEOUT": (_seconds, "60"),
     "UPSTREAM_POOL_SIZE": (_int(1), "1000"),
     "PROXY_MAX_BODY": (_int(1), str(10 * 1024 * 1024)),
+    "PROXY_USAGE": (_flag, "on"),
+    "PROXY_KEEPALIVE_SECONDS": (_seconds_or_zero, "15"),
     "CHAT_BACKEND": (_choice("demo", "upstream"), "demo"),
     "CHAT_MODEL": (_text, "demo"),
     "GENERATION_MAX_SECONDS": (_seconds, "600"),

@@ -23,6 +23,7 @@ from generation.demo_backend import DemoBackend
 from generation.formats import TRANSPORTS as GENERATION_TRANSPORTS
 from generations import Generations, RunLimits
 from http_policy.cors import CorsPolicy
+from llm.accounting import UsageRecorder
 from llm.metrics import TRANSPORTS as PROXY_TRANSPORTS
 from llm.upstream import Upstream
 from llm.upstream_model import UpstreamBackend
@@ -54,6 +55,7 @@ class Services:
     generations: Generations
     slots: StreamSlots
     cors: CorsPolicy
+    usage: UsageRecorder
     tokens: TokenVerifier | None
     """None while auth is off."""
 
@@ -76,6 +78,7 @@ class Services:
             generations=_generations(settings, broker, upstream, lifetimes),
             slots=StreamSlots(settings["MAX_STREAMS"], settings["MAX_STREAMS_PER_CLIENT"]),
             cors=CorsPolicy(settings["ALLOWED_ORIGINS"]),
+            usage=UsageRecorder(metrics.registry, settings["LOG_DIR"]),
             tokens=_tokens(settings),
         )
 

@@ -4,10 +4,11 @@ The view checks the client's key and the body's size, sends upstream while watch
 socket (`Upstream.send`), then streams the upstream body as it arrives (`llm/relay.py`). Its own
 errors are in OpenAI's shape; the upstream's errors are relayed as they are.
 
-The body is not parsed: whether it is valid JSON is the upstream's to say, as OpenAI does with
-a 400 in the same error shape. Parsing up to PROXY_MAX_BODY (10 MiB) here would hold the event
-loop for every stream of the worker (json.loads is one C call: a thread pool would not let the
-loop run either), only to word the same 400 ourselves.
+The body is not parsed to be checked: whether it is valid JSON is the upstream's to say, as
+OpenAI does with a 400 in the same error shape. Parsing up to PROXY_MAX_BODY (10 MiB) here
+would hold the event loop for every stream of the worker (json.loads is one C call: a thread
+pool would not let the loop run either). Only a chat completion's body of at most
+`usage.PARSE_LIMIT` is read, for its usage (`llm/usage.py`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from llm.mock_address import self_base_url
 from llm.relay import Relay
 from llm.upstream import upstream_target
+from llm.usage import ANONYMOUS, UsageMeter, UsageRequest, plan_usage
 from llm.wire import OpenAIError
 from services import services
 from streaming.cancellation import Cancellation
@@ -41,17 +43,27 @@ def relay(path: str):
     upstream = services().upstream
     if not upstream.authorized(request.headers.get("Authorization")):
         raise OpenAIError(401, "Incorrect API key provided.", code="invalid_api_key")
-    body = _body()
+    config = current_app.config
+    target = upstream_target(request.environ, PREFIX)
+    body, usage = plan_usage(request.method, target, _body(), rewrite=config["PROXY_USAGE"])
     take_stream_slot()  # before the upstream is asked: a refused client costs it nothing
-    url = (upstream.base_url or self_base_url(request.environ)) + upstream_target(
-        request.environ, PREFIX)
+    url = (upstream.base_url or self_base_url(request.environ)) + target
     headers = upstream.request_headers(request.headers.items())
     cancellation = Cancellation()
     with watching(request.environ, cancellation):
         response = upstream.send(request.method, url, headers, body, cancellation)
     if response is None:
         return Response(status=CLIENT_CLOSED)
-    return _relayed(Relay(response), cancellation)
+    meter = None if usage is None else _meter(usage, response)
+    keepalive = config["PROXY_KEEPALIVE_SECONDS"]
+    return _relayed(Relay(response, keepalive=keepalive > 0, meter=meter), cancellation,
+                    keepalive or None)
+
+
+def _meter(usage: UsageRequest, response) -> UsageMeter:
+    event_stream = response.headers.get("Content-Type", "").startswith("text/event-stream")
+    return UsageMeter(usage, ANONYMOUS, event_stream, services().usage.record,
+                      status=response.status_code)
 
 
 def _body() -> bytes:
@@ -64,12 +76,12 @@ def _body() -> bytes:
                           code="request_too_large") from None
 
 
-def _relayed(relay: Relay, cancellation: Cancellation) -> Response:
+def _relayed(relay: Relay, cancellation: Cancellation, keepalive: float | None) -> Response:
     headers = Headers(relay.headers)
     if relay.event_stream:
         headers.update(STREAM_HEADERS)
     response = stream_response(relay, relay.format, "proxy", status=relay.status,
-                               headers=headers, cancellation=cancellation)
+                               headers=headers, cancellation=cancellation, heartbeat=keepalive)
     # werkzeug skips the body of a HEAD, 204 or 304 response; this then releases the upstream.
     response.call_on_close(relay.close)
     return response

@@ -28,12 +28,14 @@ STREAM_HEADERS = {
 
 def stream_response(source: Source, fmt: Format, transport: str, *, status: int = 200,
                     headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
-                    cancellation: Cancellation | None = None) -> Response:
+                    cancellation: Cancellation | None = None,
+                    heartbeat: float | None = None) -> Response:
     """A response streaming `source` in `fmt`: no Content-Length, nothing buffered on the way.
 
     `headers` replace STREAM_HEADERS (a relay passes the upstream's); a Content-Type among them
     is kept as it is, otherwise the type is `fmt.media_type` (none at all if that is empty).
-    `cancellation` is for a view that already watched the client before the stream existed.
+    `cancellation` is for a view that already watched the client before the stream existed;
+    `heartbeat` replaces HEARTBEAT_SECONDS (the relay's keepalive period).
     A stream opened with a token ends when the token does (`access.stream_deadline`).
     `direct_passthrough` hands the EventStream to gunicorn as is, so nothing (no ETag, no
     `response.data`) ever collects the body.
@@ -44,7 +46,8 @@ def stream_response(source: Source, fmt: Format, transport: str, *, status: int 
     request.environ.pop("werkzeug.request", None)
     shared = services()
     body = EventStream(source, fmt, environ=request.environ,
-                       heartbeat=current_app.config["HEARTBEAT_SECONDS"], transport=transport,
+                       heartbeat=heartbeat or current_app.config["HEARTBEAT_SECONDS"],
+                       transport=transport,
                        metrics=shared.metrics, cancellation=cancellation,
                        lifetimes=shared.lifetimes,
                        send_timeout=current_app.config["SEND_TIMEOUT_SECONDS"],

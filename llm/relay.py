@@ -10,7 +10,9 @@ after the client left) breaks in four ways; this module is the answer to each:
    Repeated headers such as Set-Cookie stay separate lines.
 2. Body: raw pieces, as they arrive (what one read of the socket gives), never re-split into
    lines; the pipeline joins the pieces that queued up while the client's socket was busy into
-   one write. No heartbeat is added: it would change the bytes. LLM APIs send every event as
+   one write. Nothing is added, but a keepalive comment in an event stream's silences
+   (PROXY_KEEPALIVE_SECONDS; every SSE client skips it), and nothing is taken out but the
+   usage-only chunk the relay asked for itself (`usage.py`). LLM APIs send every event as
    its own HTTP chunk, and http.client hands over one chunk per read: a chunked body is
    decoded here instead (`streaming.chunked`), everything one read brought at once, so the
    cost of a hand-over, a greenlet switch and a write is paid per read, not per event.
@@ -36,6 +38,7 @@ from streaming.chunked import ChunkedDecoder, ChunkedError
 from streaming.failure import Failure
 from streaming.sources import ProducerSource
 
+from .usage import CLIENT_CLOSED, OK, UPSTREAM_FAILED, UsageMeter
 from .wire import error_event
 
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "te", "trailer", "trailers",
@@ -86,20 +89,33 @@ class RelayFailed(Exception):
         self.failure = failure
 
 
+KEEPALIVE = b": keepalive\n\n"
+"""The comment a relayed event stream gets while the upstream is silent: every SSE client and
+OpenAI SDK skips it."""
+
+
 class PassThroughFormat:
     """The pipeline Format of a relayed body: the pieces, joined, and nothing else.
 
     `failure` on an event stream closes an event the upstream left unfinished with a blank line
     (so the error is an event of its own; the client sees the cut-off one as malformed, which it
     is), then sends the error event and DONE. Other bodies have no error record.
+
+    With `keepalive`, an event stream's silences get KEEPALIVE, between events only: in the
+    middle of one the comment would become part of it, so nothing is sent then.
     """
 
-    heartbeat: bytes | None = None
-
-    def __init__(self, media_type: str, event_stream: bool) -> None:
+    def __init__(self, media_type: str, event_stream: bool, keepalive: bool = False) -> None:
         self.media_type = media_type
         self.event_stream = event_stream
+        self._keepalive = keepalive and event_stream
         self._between_events = True
+
+    @property
+    def heartbeat(self) -> bytes | None:
+        if not self._keepalive:
+            return None
+        return KEEPALIVE if self._between_events else b""
 
     def preamble(self) -> bytes:
         return b""
@@ -125,14 +141,18 @@ class Relay:
     when the stream ends and must also be called if the body is never iterated (HEAD, 204).
     """
 
-    def __init__(self, response: requests.Response) -> None:
+    def __init__(self, response: requests.Response, *, keepalive: bool = False,
+                 meter: UsageMeter | None = None) -> None:
+        """`keepalive`: comments in an event stream's silences (the pipeline's heartbeat,
+        PROXY_KEEPALIVE_SECONDS); `meter` reads (and may trim) what passes, for usage."""
         self._response = response
+        self._meter = meter
         raw = response.raw
         self.status = response.status_code
         self.headers = end_to_end(raw.headers.items(), RESPONSE_DROP)
         content_type = raw.headers.get("Content-Type", "")
         event_stream = content_type.split(";")[0].strip().lower() == "text/event-stream"
-        self.format = PassThroughFormat(content_type, event_stream)
+        self.format = PassThroughFormat(content_type, event_stream, keepalive)
         encoding = raw.headers.get("Content-Encoding", "identity").strip().lower()
         self._decode = encoding not in ("", "identity")
         self._source = ProducerSource(self._produce, QUEUE_PIECES)
@@ -151,19 +171,28 @@ class Relay:
 
     def _produce(self, emit: Callable[[bytes], None]) -> None:
         self._reader = gevent.getcurrent()
-        raw = self._response.raw
+        meter, outcome = self._meter, CLIENT_CLOSED  # unless it gets further: killed
+        relay = emit if meter is None else _metered(emit, meter)
         try:
+            raw = self._response.raw
             if raw.chunked and not self._decode and raw._fp is not None:
                 for payload in chunked_payloads(raw):
-                    emit(payload)
+                    relay(payload)
             else:
                 while piece := raw.read1(READ_SIZE, decode_content=self._decode):
-                    emit(piece)
+                    relay(piece)
+            if meter is not None and (held := meter.held()):
+                emit(held)
+            outcome = OK
         except (ReadTimeoutError, TimeoutError) as exc:
+            outcome = UPSTREAM_FAILED
             raise RelayFailed(STALLED) from exc
         except (HTTPError, http.client.HTTPException, OSError, ChunkedError) as exc:
+            outcome = UPSTREAM_FAILED
             raise RelayFailed(BROKEN) from exc
         finally:
+            if meter is not None:
+                meter.end(outcome)
             self._reader = None
             # Read to the end, the connection is back in the pool and this only closes the
             # response; interrupted (killed on disconnect), it closes the connection.
@@ -177,12 +206,23 @@ class Relay:
         """
         if self._reader is not None:
             return
+        if self._meter is not None:  # a body never read (the client left first) is recorded too
+            self._meter.end(CLIENT_CLOSED)
         raw = self._response.raw
         if raw.length_remaining == 0 and not raw.closed:
             # An empty body (HEAD, 204, 304) never read: reading it returns at once and puts
             # the connection back in the pool, where closing would throw it away.
             raw.read()
         self._response.close()
+
+
+def _metered(emit: Callable[[bytes], None], meter: UsageMeter) -> Callable[[bytes], None]:
+    """`emit` of what the meter lets through (nothing, while it holds half an event)."""
+    def metered(piece: bytes) -> None:
+        if relayed := meter.relay(piece):
+            emit(relayed)
+
+    return metered
 
 
 def chunked_payloads(raw) -> Iterator[bytes]:
