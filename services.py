@@ -23,6 +23,7 @@ from generation.demo_backend import DemoBackend
 from generation.formats import TRANSPORTS as GENERATION_TRANSPORTS
 from generations import Generations, RunLimits
 from http_policy.cors import CorsPolicy
+from llm.keys import ClientKeys
 from llm.metrics import TRANSPORTS as PROXY_TRANSPORTS
 from llm.upstream import Upstream
 from llm.upstream_model import UpstreamBackend
@@ -103,9 +104,9 @@ def _tokens(settings: Mapping[str, Any]) -> TokenVerifier | None:
 
 
 def _upstream(settings: Mapping[str, Any], registry: CollectorRegistry) -> Upstream:
-    """The proxy's upstream client, from the UPSTREAM_* and PROXY_API_KEYS settings."""
+    """The proxy's upstream client, from the UPSTREAM_* settings and the client keys."""
     return Upstream(base_url=settings["UPSTREAM_BASE_URL"], api_key=settings["UPSTREAM_API_KEY"],
-                    client_keys=settings["PROXY_API_KEYS"],
+                    client_keys=ClientKeys.from_settings(settings),
                     timeout=(settings["UPSTREAM_CONNECT_TIMEOUT"],
                              settings["UPSTREAM_READ_TIMEOUT"]),
                     pool_size=settings["UPSTREAM_POOL_SIZE"], registry=registry)

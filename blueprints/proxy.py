@@ -39,7 +39,8 @@ openai_guard_errors(bp)
 @bp.route(f"{PREFIX}/<path:path>", methods=ALL_METHODS)
 def relay(path: str):
     upstream = services().upstream
-    if not upstream.authorized(request.headers.get("Authorization")):
+    client = upstream.client_key(request.headers.get("Authorization"))
+    if client is None:
         raise OpenAIError(401, "Incorrect API key provided.", code="invalid_api_key")
     body = _body()
     take_stream_slot()  # before the upstream is asked: a refused client costs it nothing
