@@ -1,6 +1,7 @@
 """The OpenAI-compatible pass-through proxy: any method under `/v1/` to UPSTREAM_BASE_URL.
 
-The view checks the client's key and the body's size, sends upstream while watching the client
+The view checks the client's key, its limits (`llm/limits.py`: OpenAI's x-ratelimit-* headers
+go on every answer of a limited key) and the body's size, sends upstream while watching the client
 socket (`Upstream.send`), then streams the upstream body as it arrives (`llm/relay.py`). Its own
 errors are in OpenAI's shape; the upstream's errors are relayed as they are.
 
@@ -12,10 +13,11 @@ loop run either), only to word the same 400 ourselves.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, after_this_request, current_app, request
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from llm.keys import ClientKey
 from llm.mock_address import self_base_url
 from llm.relay import Relay
 from llm.upstream import upstream_target
@@ -42,6 +44,7 @@ def relay(path: str):
     client = upstream.client_key(request.headers.get("Authorization"))
     if client is None:
         raise OpenAIError(401, "Incorrect API key provided.", code="invalid_api_key")
+    _limited(client)
     body = _body()
     take_stream_slot()  # before the upstream is asked: a refused client costs it nothing
     url = (upstream.base_url or self_base_url(request.environ)) + upstream_target(
@@ -53,6 +56,21 @@ def relay(path: str):
     if response is None:
         return Response(status=CLIENT_CLOSED)
     return _relayed(Relay(response), cancellation)
+
+
+def _limited(client: ClientKey) -> None:
+    """Count the request against the key's limits, or refuse it with a 429."""
+    decision = services().limits.check(client)
+    if decision is None:
+        return
+    after_this_request(lambda response: _with_headers(response, decision.headers()))
+    if decision.refused:
+        raise decision.error()
+
+
+def _with_headers(response: Response, headers: list[tuple[str, str]]) -> Response:
+    response.headers.extend(headers)
+    return response
 
 
 def _body() -> bytes:
