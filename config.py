@@ -301,12 +301,21 @@ def _checked(settings: dict[str, Any]) -> dict[str, Any]:
     """Settings that are each valid but cannot go together."""
     if settings.get("AUTH_SECRET") and settings.get("AUTH_PUBLIC_KEY") is not None:
         raise ConfigError("set AUTH_SECRET (HS256) or AUTH_PUBLIC_KEY (RS256/ES256), not both")
-    listed = set(settings.get("PROXY_API_KEYS") or ())
-    for position, entry in enumerate(settings.get("PROXY_KEYS_FILE") or (), 1):
+    _keys_apart(settings.get("PROXY_KEYS_FILE") or (), settings.get("PROXY_API_KEYS") or ())
+    return settings
+
+
+def _keys_apart(file_keys: tuple[dict[str, Any], ...], listed: tuple[str, ...]) -> None:
+    """No key in both PROXY_KEYS_FILE and PROXY_API_KEYS, and no file name taken by the names
+    PROXY_API_KEYS' keys get by position (`key-1`, ...): counts are kept by name."""
+    positional = {f"key-{position}" for position in range(1, len(listed) + 1)}
+    for position, entry in enumerate(file_keys, 1):
         if entry["key"] in listed:
             raise ConfigError(f"PROXY_KEYS_FILE: keys[{position}] ({entry['name']}) holds a key "
                               "PROXY_API_KEYS lists too; give each key once")
-    return settings
+        if entry["name"] in positional:
+            raise ConfigError(f"PROXY_KEYS_FILE: keys[{position}] is named {entry['name']}, the "
+                              "name of a key of PROXY_API_KEYS; choose another name")
 
 
 def override(settings: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

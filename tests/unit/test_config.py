@@ -223,3 +223,10 @@ def test_a_key_both_in_the_file_and_in_proxy_api_keys_is_refused(tmp_path):
     with pytest.raises(config.ConfigError, match="PROXY_API_KEYS lists too") as caught:
         config.load({"PROXY_KEYS_FILE": path, "PROXY_API_KEYS": "sk-other,sk-both"})
     assert "sk-both" not in str(caught.value)
+
+
+def test_a_file_name_of_a_positional_key_is_refused(tmp_path):
+    path = _keys_file(tmp_path, {"keys": [{"name": "key-2", "key": "sk-file"}]})
+    assert config.load({"PROXY_KEYS_FILE": path, "PROXY_API_KEYS": "sk-x"})  # only key-1 taken
+    with pytest.raises(config.ConfigError, match="named key-2, the name of a key"):
+        config.load({"PROXY_KEYS_FILE": path, "PROXY_API_KEYS": "sk-x,sk-y"})

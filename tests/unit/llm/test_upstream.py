@@ -73,6 +73,13 @@ def test_request_headers_pass_the_clients_key_without_an_upstream_key():
         "OpenAI-Organization": "org-1", "Cookie": "c=1", "Accept-Encoding": "identity"}
 
 
+def test_a_keys_file_without_an_upstream_key_withholds_the_clients_key():
+    keys = ({"name": "team-a", "key": "client-a", "rpm": None, "tpm": None},)
+    headers = _upstream(PROXY_KEYS_FILE=keys).request_headers(CLIENT_HEADERS)
+    assert "Authorization" not in headers and "Api-Key" not in headers
+    assert "client-a" not in repr(headers)
+
+
 def test_request_headers_carry_only_the_upstream_key_in_key_mode():
     headers = _upstream(**KEYED).request_headers([*CLIENT_HEADERS, ("X-Api-Key", "client-a")])
     assert headers["Authorization"] == "Bearer sk-up"
