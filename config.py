@@ -8,6 +8,7 @@ master can read it before any worker is forked and monkey-patched.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -174,6 +175,64 @@ def _patterns(key: str, raw: str) -> tuple[str, ...]:
     return patterns
 
 
+_KEY_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_KEY_MEMBERS = {"name", "key", "rpm", "tpm"}
+
+
+def _keys_file(key: str, raw: str) -> tuple[dict[str, Any], ...]:
+    """The client keys of a JSON file `{"keys": [{name, key, rpm?, tpm?}]}`; () if unset.
+
+    Read once, here: a changed file takes effect when the workers restart (gunicorn's HUP). No
+    message quotes a key, only its entry's position and name.
+    """
+    if not raw:
+        return ()
+    try:
+        with open(raw, encoding="utf-8") as file:
+            document = json.load(file)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{key}: {raw!r} cannot be read: "
+                          f"{getattr(exc, 'strerror', None) or exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {raw!r} is not JSON ({exc})") from None
+    if not isinstance(document, dict) or set(document) != {"keys"} or not isinstance(
+            document["keys"], list):
+        raise ConfigError(f'{key}: {raw!r} must hold an object {{"keys": [...]}} and nothing else')
+    entries = tuple(_key_entry(key, position, entry)
+                    for position, entry in enumerate(document["keys"], 1))
+    _unique(key, [entry["name"] for entry in entries], "name")
+    _unique(key, [entry["key"] for entry in entries], "key")
+    return entries
+
+
+def _key_entry(key: str, position: int, entry: Any) -> dict[str, Any]:
+    where = f"{key}: keys[{position}]"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be an object with name and key")
+    unknown = sorted(set(entry) - _KEY_MEMBERS)
+    if unknown:
+        raise ConfigError(f"{where} has unknown members {unknown}; allowed: name, key, rpm, tpm")
+    name = entry.get("name")
+    if not isinstance(name, str) or not _KEY_NAME.fullmatch(name):
+        raise ConfigError(f"{where} name must be 1 to 64 of A-Z a-z 0-9 _ . -, got {name!r}")
+    if not isinstance(entry.get("key"), str) or not entry["key"]:
+        raise ConfigError(f"{where} ({name}) key must be a non-empty string")
+    for limit in ("rpm", "tpm"):
+        value = entry.get(limit)
+        if value is not None and (type(value) is not int or value < 1):
+            raise ConfigError(f"{where} ({name}) {limit} must be a positive integer, "
+                              f"got {value!r}")
+    return {"name": name, "key": entry["key"], "rpm": entry.get("rpm"), "tpm": entry.get("tpm")}
+
+
+def _unique(key: str, values: list[str], member: str) -> None:
+    seen: set[str] = set()
+    for position, value in enumerate(values, 1):
+        if value in seen:  # the position, never the value: it may be a key
+            raise ConfigError(f"{key}: keys[{position}] repeats an earlier entry's {member}")
+        seen.add(value)
+
+
 # name: (parser, default as the environment would spell it)
 APP_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "HEARTBEAT_SECONDS": (_seconds, "15"),
@@ -183,6 +242,7 @@ APP_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "UPSTREAM_BASE_URL": (_base_url, ""),
     "UPSTREAM_API_KEY": (_text, ""),
     "PROXY_API_KEYS": (_csv, ""),
+    "PROXY_KEYS_FILE": (_keys_file, ""),
     "UPSTREAM_CONNECT_TIMEOUT": (_seconds, "5"),
     "UPSTREAM_READ_TIMEOUT": (_seconds, "60"),
     "UPSTREAM_POOL_SIZE": (_int(1), "1000"),
@@ -243,7 +303,21 @@ def _checked(settings: dict[str, Any]) -> dict[str, Any]:
     """Settings that are each valid but cannot go together."""
     if settings.get("AUTH_SECRET") and settings.get("AUTH_PUBLIC_KEY") is not None:
         raise ConfigError("set AUTH_SECRET (HS256) or AUTH_PUBLIC_KEY (RS256/ES256), not both")
+    _keys_apart(settings.get("PROXY_KEYS_FILE") or (), settings.get("PROXY_API_KEYS") or ())
     return settings
+
+
+def _keys_apart(file_keys: tuple[dict[str, Any], ...], listed: tuple[str, ...]) -> None:
+    """No key in both PROXY_KEYS_FILE and PROXY_API_KEYS, and no file name taken by the names
+    PROXY_API_KEYS' keys get by position (`key-1`, ...): counts are kept by name."""
+    positional = {f"key-{position}" for position in range(1, len(listed) + 1)}
+    for position, entry in enumerate(file_keys, 1):
+        if entry["key"] in listed:
+            raise ConfigError(f"PROXY_KEYS_FILE: keys[{position}] ({entry['name']}) holds a key "
+                              "PROXY_API_KEYS lists too; give each key once")
+        if entry["name"] in positional:
+            raise ConfigError(f"PROXY_KEYS_FILE: keys[{position}] is named {entry['name']}, the "
+                              "name of a key of PROXY_API_KEYS; choose another name")
 
 
 def override(settings: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

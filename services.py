@@ -24,6 +24,9 @@ from generation.formats import TRANSPORTS as GENERATION_TRANSPORTS
 from generations import Generations, RunLimits
 from http_policy.cors import CorsPolicy
 from llm.accounting import UsageRecorder
+from llm.keys import ClientKeys
+from llm.limit_counters import make_counter
+from llm.limits import Limits
 from llm.metrics import TRANSPORTS as PROXY_TRANSPORTS
 from llm.upstream import Upstream
 from llm.upstream_model import UpstreamBackend
@@ -48,6 +51,7 @@ class Services:
     metrics: Metrics
     lifetimes: Lifetimes
     upstream: Upstream
+    limits: Limits
     logtails: LogTails
     broker: Broker
     channels: Channels
@@ -65,12 +69,14 @@ class Services:
         broker = make_broker(settings["REDIS_URL"], settings["CHANNEL_HISTORY"],
                              settings["SUBSCRIBER_QUEUE"], settings["FANOUT_FLUSH_MS"],
                              settings["HEARTBEAT_SECONDS"])
-        upstream = _upstream(settings, metrics.registry)
+        keys = ClientKeys.from_settings(settings)
+        upstream = _upstream(settings, keys, metrics.registry)
         lifetimes = Lifetimes(settings["STREAM_MAX_AGE_SECONDS"])
         return cls(
             metrics=metrics,
             lifetimes=lifetimes,
             upstream=upstream,
+            limits=Limits(keys, make_counter(settings["REDIS_URL"])),
             logtails=LogTails(LogDirectory(settings["LOG_DIR"]), registry=metrics.registry),
             broker=broker,
             channels=Channels(broker),
@@ -106,10 +112,11 @@ def _tokens(settings: Mapping[str, Any]) -> TokenVerifier | None:
                          public=patterns(list(settings["PUBLIC_CHANNELS"]), "PUBLIC_CHANNELS"))
 
 
-def _upstream(settings: Mapping[str, Any], registry: CollectorRegistry) -> Upstream:
-    """The proxy's upstream client, from the UPSTREAM_* and PROXY_API_KEYS settings."""
+def _upstream(settings: Mapping[str, Any], keys: ClientKeys,
+              registry: CollectorRegistry) -> Upstream:
+    """The proxy's upstream client, from the UPSTREAM_* settings and the client keys."""
     return Upstream(base_url=settings["UPSTREAM_BASE_URL"], api_key=settings["UPSTREAM_API_KEY"],
-                    client_keys=settings["PROXY_API_KEYS"],
+                    client_keys=keys,
                     timeout=(settings["UPSTREAM_CONNECT_TIMEOUT"],
                              settings["UPSTREAM_READ_TIMEOUT"]),
                     pool_size=settings["UPSTREAM_POOL_SIZE"], registry=registry)

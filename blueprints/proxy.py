@@ -1,6 +1,7 @@
 """The OpenAI-compatible pass-through proxy: any method under `/v1/` to UPSTREAM_BASE_URL.
 
-The view checks the client's key and the body's size, sends upstream while watching the client
+The view checks the client's key, its limits (`llm/limits.py`: OpenAI's x-ratelimit-* headers
+go on every answer of a limited key) and the body's size, sends upstream while watching the client
 socket (`Upstream.send`), then streams the upstream body as it arrives (`llm/relay.py`). Its own
 errors are in OpenAI's shape; the upstream's errors are relayed as they are.
 
@@ -13,14 +14,15 @@ pool would not let the loop run either). Only a chat completion's body of at mos
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, after_this_request, current_app, request
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from llm.keys import ClientKey
 from llm.mock_address import self_base_url
 from llm.relay import Relay
 from llm.upstream import upstream_target
-from llm.usage import ANONYMOUS, UsageMeter, UsageRequest, plan_usage
+from llm.usage import Usage, UsageMeter, UsageRequest, plan_usage
 from llm.wire import OpenAIError
 from services import services
 from streaming.cancellation import Cancellation
@@ -41,8 +43,10 @@ openai_guard_errors(bp)
 @bp.route(f"{PREFIX}/<path:path>", methods=ALL_METHODS)
 def relay(path: str):
     upstream = services().upstream
-    if not upstream.authorized(request.headers.get("Authorization")):
+    client = upstream.client_key(request.headers.get("Authorization"))
+    if client is None:
         raise OpenAIError(401, "Incorrect API key provided.", code="invalid_api_key")
+    _limited(client)
     config = current_app.config
     target = upstream_target(request.environ, PREFIX)
     body, usage = plan_usage(request.method, target, _body(), rewrite=config["PROXY_USAGE"])
@@ -54,16 +58,37 @@ def relay(path: str):
         response = upstream.send(request.method, url, headers, body, cancellation)
     if response is None:
         return Response(status=CLIENT_CLOSED)
-    meter = None if usage is None else _meter(usage, response)
+    meter = None if usage is None else _meter(usage, client, response)
     keepalive = config["PROXY_KEEPALIVE_SECONDS"]
     return _relayed(Relay(response, keepalive=keepalive > 0, meter=meter), cancellation,
                     keepalive or None)
 
 
-def _meter(usage: UsageRequest, response) -> UsageMeter:
+def _meter(usage: UsageRequest, client: ClientKey, response) -> UsageMeter:
     event_stream = response.headers.get("Content-Type", "").startswith("text/event-stream")
-    return UsageMeter(usage, ANONYMOUS, event_stream, services().usage.record,
-                      status=response.status_code)
+    shared = services()
+
+    def record(used: Usage) -> None:
+        shared.usage.record(used)
+        # A stream that started is never cut for its tokens: they count against the next.
+        shared.limits.record_tokens(used.key, used.prompt_tokens + used.completion_tokens)
+
+    return UsageMeter(usage, client.name, event_stream, record, status=response.status_code)
+
+
+def _limited(client: ClientKey) -> None:
+    """Count the request against the key's limits, or refuse it with a 429."""
+    decision = services().limits.check(client)
+    if decision is None:
+        return
+    after_this_request(lambda response: _with_headers(response, decision.headers()))
+    if decision.refused:
+        raise decision.error()
+
+
+def _with_headers(response: Response, headers: list[tuple[str, str]]) -> Response:
+    response.headers.extend(headers)
+    return response
 
 
 def _body() -> bytes:

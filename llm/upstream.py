@@ -11,9 +11,10 @@ Choices made where the issue is silent:
 
 1. Without `UPSTREAM_BASE_URL`, the upstream is this very server's mock (`/mock/v1`), at the
    address the client's connection reached, so `make run` needs no key and no network.
-2. With `UPSTREAM_API_KEY` set but no `PROXY_API_KEYS`, every client is refused (fail closed).
-3. Client keys are read from `Authorization: Bearer`; in key mode `Authorization`, `api-key`
-   and `x-api-key` are all withheld from the upstream.
+2. With `UPSTREAM_API_KEY` set but no client keys, every client is refused (fail closed).
+3. Client keys (`llm/keys.py`) are read from `Authorization: Bearer`; in key mode
+   (`UPSTREAM_API_KEY` or `PROXY_KEYS_FILE` set) `Authorization`, `api-key` and `x-api-key` are
+   all withheld from the upstream.
 4. A read timeout while waiting for the upstream's headers is a 504, like a connect timeout.
 5. A request that meets a pooled connection the upstream closed at that very moment is sent
    again once, on a new connection (`_RetryClosedIdle`); nothing else is ever retried.
@@ -21,8 +22,6 @@ Choices made where the issue is silent:
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import os
 import time
@@ -39,6 +38,7 @@ from urllib3.util.retry import Retry
 
 from streaming.cancellation import Cancellation
 
+from .keys import ClientKey, ClientKeys
 from .metrics import ProxyMetrics
 from .pool import PooledAdapter
 from .relay import end_to_end
@@ -72,11 +72,6 @@ class _RetryClosedIdle(Retry):
         return Retry(0, read=False).increment(method, url, *args, error=error, **kwargs)
 
 
-def _digest(key: str) -> bytes:
-    # Comparing digests keeps the comparison's time independent of the keys' lengths too.
-    return hashlib.sha256(key.encode()).digest()
-
-
 def upstream_target(environ: Mapping[str, Any], prefix: str) -> str:
     """The request's path after `prefix` and its query string, as the client wrote them."""
     raw = environ.get("RAW_URI") or ""
@@ -100,14 +95,14 @@ def _prepare(method: str, url: str, headers: Mapping[str, str],
 class Upstream:
     """The upstream API: its address, keys, timeouts and this worker's pooled session."""
 
-    def __init__(self, *, base_url: str, api_key: str, client_keys: Iterable[str],
+    def __init__(self, *, base_url: str, api_key: str, client_keys: ClientKeys,
                  timeout: tuple[float, float], pool_size: int,
                  registry: CollectorRegistry) -> None:
         """`base_url` (checked by config.py) empty means this server's mock; `client_keys` are
-        PROXY_API_KEYS; `timeout` is (connect, read) in seconds, as requests takes it."""
+        the keys clients present; `timeout` is (connect, read) in seconds, as requests takes it."""
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
-        self._client_keys = [_digest(key) for key in client_keys]
+        self._client_keys = client_keys
         self.timeout = timeout
         self.pool_size = pool_size
         self._metrics = ProxyMetrics(registry)
@@ -130,21 +125,14 @@ class Upstream:
         assert self._session is not None
         return self._session
 
-    def authorized(self, authorization: str | None) -> bool:
-        """Whether a client may use the proxy: always without an upstream key, else only with
-        one of PROXY_API_KEYS as a Bearer token, compared in constant time."""
-        if not self.api_key:
-            return True
-        scheme, _, token = (authorization or "").partition(" ")
-        presented = _digest(token.strip() if scheme.lower() == "bearer" else "")
-        matched = False
-        for key in self._client_keys:  # every key, so the time does not tell which matched
-            matched |= hmac.compare_digest(presented, key)
-        return matched
+    def client_key(self, authorization: str | None) -> ClientKey | None:
+        """Who calls, from their `Authorization: Bearer` key; None if refused. Anyone may call
+        (as `keys.ANONYMOUS`) unless UPSTREAM_API_KEY or PROXY_KEYS_FILE is set."""
+        return self._client_keys.lookup(authorization)
 
     def request_headers(self, incoming: Iterable[tuple[str, str]]) -> dict[str, str]:
         """The client's end-to-end headers, with identity encoding and the right key."""
-        drop = REQUEST_DROP | CLIENT_KEYS if self.api_key else REQUEST_DROP
+        drop = REQUEST_DROP | CLIENT_KEYS if self._client_keys.required else REQUEST_DROP
         headers = dict(end_to_end(incoming, drop))
         headers["Accept-Encoding"] = "identity"
         if self.api_key:

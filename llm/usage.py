@@ -36,7 +36,6 @@ PARSE_LIMIT = 1024 * 1024
 """Largest request or response body decoded on the loop (about 5 ms of json.loads here)."""
 CHAT_PATH = "/chat/completions"
 MODEL_LABELS = 64
-ANONYMOUS = "anonymous"
 
 OK, CLIENT_CLOSED, UPSTREAM_FAILED, UPSTREAM_ERROR = ("ok", "client_closed", "upstream_failed",
                                                       "upstream_error")

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 import config
@@ -167,3 +169,64 @@ def test_an_ec_key_on_another_curve_is_refused():
 ])
 def test_auth_off_on_a_reachable_address_is_warned_about(host, auth, warned):
     assert (config.auth_warning(host, auth) is not None) is warned
+
+
+def _keys_file(tmp_path, document) -> str:
+    path = tmp_path / "keys.json"
+    path.write_text(document if isinstance(document, str) else json.dumps(document))
+    return str(path)
+
+
+def test_proxy_keys_file_is_parsed_with_optional_limits(tmp_path):
+    path = _keys_file(tmp_path, {"keys": [{"name": "team-a", "key": "sk-a", "rpm": 60,
+                                           "tpm": 100000}, {"name": "b.2_x", "key": "sk-b"}]})
+    assert config.load({"PROXY_KEYS_FILE": path})["PROXY_KEYS_FILE"] == (
+        {"name": "team-a", "key": "sk-a", "rpm": 60, "tpm": 100000},
+        {"name": "b.2_x", "key": "sk-b", "rpm": None, "tpm": None})
+    assert config.load({})["PROXY_KEYS_FILE"] == ()
+
+
+@pytest.mark.parametrize(("document", "says"), [
+    ("{not json", "not JSON"),
+    ([{"name": "a", "key": "k"}], "must hold an object"),
+    ({"keys": [], "extra": 1}, "must hold an object"),
+    ({"keys": ["sk-a"]}, r"keys\[1\] must be an object"),
+    ({"keys": [{"name": "a", "key": "k", "rps": 1}]}, "unknown members"),
+    ({"keys": [{"name": "a b", "key": "k"}]}, "name must be"),
+    ({"keys": [{"name": "a" * 65, "key": "k"}]}, "name must be"),
+    ({"keys": [{"key": "k"}]}, "name must be"),
+    ({"keys": [{"name": "a", "key": ""}]}, "key must be a non-empty string"),
+    ({"keys": [{"name": "a", "key": 5}]}, "key must be a non-empty string"),
+    ({"keys": [{"name": "a", "key": "k", "rpm": 0}]}, "rpm must be a positive integer"),
+    ({"keys": [{"name": "a", "key": "k", "tpm": 1.5}]}, "tpm must be a positive integer"),
+    ({"keys": [{"name": "a", "key": "k", "rpm": True}]}, "rpm must be a positive integer"),
+    ({"keys": [{"name": "a", "key": "k1"}, {"name": "a", "key": "k2"}]},
+     r"keys\[2\] repeats an earlier entry's name"),
+    ({"keys": [{"name": "a", "key": "sk-same"}, {"name": "b", "key": "sk-same"}]},
+     r"keys\[2\] repeats an earlier entry's key"),
+])
+def test_a_bad_proxy_keys_file_is_refused_naming_the_setting_never_a_key(tmp_path, document,
+                                                                         says):
+    with pytest.raises(config.ConfigError, match=says) as caught:
+        config.load({"PROXY_KEYS_FILE": _keys_file(tmp_path, document)})
+    assert str(caught.value).startswith("PROXY_KEYS_FILE")
+    assert "sk-" not in str(caught.value)
+
+
+def test_a_missing_proxy_keys_file_is_refused_naming_the_setting(tmp_path):
+    with pytest.raises(config.ConfigError, match=r"PROXY_KEYS_FILE.*cannot be read"):
+        config.load({"PROXY_KEYS_FILE": str(tmp_path / "absent.json")})
+
+
+def test_a_key_both_in_the_file_and_in_proxy_api_keys_is_refused(tmp_path):
+    path = _keys_file(tmp_path, {"keys": [{"name": "a", "key": "sk-both"}]})
+    with pytest.raises(config.ConfigError, match="PROXY_API_KEYS lists too") as caught:
+        config.load({"PROXY_KEYS_FILE": path, "PROXY_API_KEYS": "sk-other,sk-both"})
+    assert "sk-both" not in str(caught.value)
+
+
+def test_a_file_name_of_a_positional_key_is_refused(tmp_path):
+    path = _keys_file(tmp_path, {"keys": [{"name": "key-2", "key": "sk-file"}]})
+    assert config.load({"PROXY_KEYS_FILE": path, "PROXY_API_KEYS": "sk-x"})  # only key-1 taken
+    with pytest.raises(config.ConfigError, match="named key-2, the name of a key"):
+        config.load({"PROXY_KEYS_FILE": path, "PROXY_API_KEYS": "sk-x,sk-y"})

@@ -12,6 +12,7 @@ import requests
 from requests.cookies import extract_cookies_to_jar
 
 from app import create_app
+from llm.keys import ANONYMOUS
 from llm.upstream import Upstream, upstream_target
 from llm.wire import OpenAIError
 from services import services
@@ -34,28 +35,29 @@ KEYED = {"UPSTREAM_API_KEY": "sk-up", "PROXY_API_KEYS": ("client-a", "client-b")
 
 def test_without_an_upstream_key_everyone_may_pass():
     upstream = _upstream()
-    assert upstream.authorized(None)
-    assert upstream.authorized("Bearer whatever")
+    assert upstream.client_key(None) is ANONYMOUS
+    assert upstream.client_key("Bearer whatever") is ANONYMOUS
 
 
-@pytest.mark.parametrize(("authorization", "allowed"), [
-    ("Bearer client-a", True),
-    ("bearer  client-b ", True),
-    ("Bearer client-c", False),
-    ("Bearer client-", False),
-    ("client-a", False),
-    ("Basic client-a", False),
-    ("Bearer ", False),
-    (None, False),
+@pytest.mark.parametrize(("authorization", "name"), [
+    ("Bearer client-a", "key-1"),
+    ("bearer  client-b ", "key-2"),
+    ("Bearer client-c", None),
+    ("Bearer client-", None),
+    ("client-a", None),
+    ("Basic client-a", None),
+    ("Bearer ", None),
+    (None, None),
 ])
-def test_key_mode_admits_only_proxy_keys(authorization, allowed):
-    assert _upstream(**KEYED).authorized(authorization) is allowed
+def test_key_mode_admits_only_proxy_keys_by_their_position(authorization, name):
+    client = _upstream(**KEYED).client_key(authorization)
+    assert (client and client.name) == name
 
 
 def test_key_mode_without_proxy_keys_refuses_everyone():
     upstream = _upstream(UPSTREAM_API_KEY="sk-up", PROXY_API_KEYS=())
-    assert not upstream.authorized("Bearer ")
-    assert not upstream.authorized("Bearer sk-up")
+    assert upstream.client_key("Bearer ") is None
+    assert upstream.client_key("Bearer sk-up") is None
 
 
 CLIENT_HEADERS = [("Host", "proxy:8000"), ("Content-Length", "12"), ("Content-Type", "a/b"),
@@ -69,6 +71,13 @@ def test_request_headers_pass_the_clients_key_without_an_upstream_key():
     assert _upstream().request_headers(CLIENT_HEADERS) == {
         "Content-Type": "a/b", "Authorization": "Bearer client-a", "Api-Key": "client-a",
         "OpenAI-Organization": "org-1", "Cookie": "c=1", "Accept-Encoding": "identity"}
+
+
+def test_a_keys_file_without_an_upstream_key_withholds_the_clients_key():
+    keys = ({"name": "team-a", "key": "client-a", "rpm": None, "tpm": None},)
+    headers = _upstream(PROXY_KEYS_FILE=keys).request_headers(CLIENT_HEADERS)
+    assert "Authorization" not in headers and "Api-Key" not in headers
+    assert "client-a" not in repr(headers)
 
 
 def test_request_headers_carry_only_the_upstream_key_in_key_mode():

@@ -19,6 +19,7 @@ from requests.adapters import HTTPAdapter
 from generation.backends import AnswerFailed, ModelError
 from generation.events import End, Token
 from generation.params import GenerationParams, parse_generation
+from llm.keys import ClientKeys
 from llm.upstream import Upstream
 from llm.upstream_model import UpstreamBackend
 from streaming.cancellation import Cancellation
@@ -36,7 +37,8 @@ def fake():
 
 def _backend(base_url: str, *, api_key: str = "", read_timeout: float = 5.0,
              model: str = "gpt-test") -> UpstreamBackend:
-    upstream = Upstream(base_url=base_url, api_key=api_key, client_keys=(),
+    upstream = Upstream(base_url=base_url, api_key=api_key,
+                        client_keys=ClientKeys([], required=bool(api_key)),
                         timeout=(1.0, read_timeout), pool_size=2, registry=CollectorRegistry())
     return UpstreamBackend(upstream, model)
 
