@@ -1,7 +1,8 @@
-"""The OpenAI-compatible pass-through proxy: any method under `/v1/` to UPSTREAM_BASE_URL.
+"""The OpenAI-compatible pass-through proxy: any method under `/v1/` to the upstreams in order.
 
 The view checks the client's key and the body's size, sends upstream while watching the client
-socket (`Upstream.send`), then streams the upstream body as it arrives (`llm/relay.py`). Its own
+socket (`Upstream.send`, which falls back to the next upstream), then streams the upstream body
+as it arrives (`llm/relay.py`), naming the upstream that answered in `X-Upstream`. Its own
 errors are in OpenAI's shape; the upstream's errors are relayed as they are.
 
 The body is not parsed: whether it is valid JSON is the upstream's to say, as OpenAI does with
@@ -43,15 +44,17 @@ def relay(path: str):
         raise OpenAIError(401, "Incorrect API key provided.", code="invalid_api_key")
     body = _body()
     take_stream_slot()  # before the upstream is asked: a refused client costs it nothing
-    url = (upstream.base_url or self_base_url(request.environ)) + upstream_target(
-        request.environ, PREFIX)
+    target = upstream_target(request.environ, PREFIX)
     headers = upstream.request_headers(request.headers.items())
     cancellation = Cancellation()
     with watching(request.environ, cancellation):
-        response = upstream.send(request.method, url, headers, body, cancellation)
-    if response is None:
+        answer = upstream.send(request.method, target, headers, body, cancellation,
+                               self_base_url(request.environ))
+    if answer is None:
         return Response(status=CLIENT_CLOSED)
-    return _relayed(Relay(response), cancellation)
+    response = _relayed(Relay(answer.response), cancellation)
+    response.headers["X-Upstream"] = answer.endpoint.name
+    return response
 
 
 def _body() -> bytes:

@@ -12,7 +12,7 @@ import requests
 from requests.cookies import extract_cookies_to_jar
 
 from app import create_app
-from llm.upstream import Upstream, upstream_target
+from llm.upstream import Answer, Upstream, upstream_target
 from llm.wire import OpenAIError
 from services import services
 from streaming.cancellation import Cancellation
@@ -24,9 +24,10 @@ def _upstream(**settings) -> Upstream:
 
 
 def _counted(upstream: Upstream, status: str) -> float | None:
-    """upstream_requests_total{status}, read through the registry of the app it belongs to."""
+    """upstream_requests_total{upstream="default", status}, read through the registry of the
+    app it belongs to."""
     return upstream._metrics.registry.get_sample_value("upstream_requests_total",
-                                                       {"status": status})
+                                                       {"upstream": "default", "status": status})
 
 
 KEYED = {"UPSTREAM_API_KEY": "sk-up", "PROXY_API_KEYS": ("client-a", "client-b")}
@@ -71,9 +72,10 @@ def test_request_headers_pass_the_clients_key_without_an_upstream_key():
         "OpenAI-Organization": "org-1", "Cookie": "c=1", "Accept-Encoding": "identity"}
 
 
-def test_request_headers_carry_only_the_upstream_key_in_key_mode():
+def test_request_headers_carry_no_client_key_in_key_mode():
+    # Each upstream's own key is added as it is asked (Upstream.send).
     headers = _upstream(**KEYED).request_headers([*CLIENT_HEADERS, ("X-Api-Key", "client-a")])
-    assert headers["Authorization"] == "Bearer sk-up"
+    assert "Authorization" not in headers
     assert "client-a" not in repr(headers)
 
 
@@ -89,7 +91,8 @@ def test_upstream_target_keeps_the_clients_path_and_query(environ, target):
 
 
 def test_base_url_loses_its_trailing_slash():
-    assert _upstream(UPSTREAM_BASE_URL="http://u/v1/").base_url == "http://u/v1"
+    [endpoint] = _upstream(UPSTREAM_BASE_URL="http://u/v1/").endpoints
+    assert endpoint.url("/models", "http://unused") == "http://u/v1/models"
 
 
 def test_one_session_per_process_that_keeps_no_cookies():
@@ -106,24 +109,28 @@ def test_one_session_per_process_that_keeps_no_cookies():
     assert len(session.cookies) == 0
 
 
-def _send(upstream: Upstream, port: int) -> requests.Response | None:
-    return upstream.send("GET", f"http://127.0.0.1:{port}/v1/models", {}, b"", Cancellation())
+def _at(port: int, **settings) -> Upstream:
+    return _upstream(UPSTREAM_BASE_URL=f"http://127.0.0.1:{port}/v1", **settings)
+
+
+def _send(upstream: Upstream) -> Answer | None:
+    return upstream.send("GET", "/models", {}, b"", Cancellation())
 
 
 def test_refused_connection_is_a_502():
-    upstream = _upstream()
+    upstream = _at(free_port())
     with pytest.raises(OpenAIError) as caught:
-        _send(upstream, free_port())
+        _send(upstream)
     assert (caught.value.status, caught.value.code) == (502, "upstream_unreachable")
     assert _counted(upstream, "unreachable") == 1
 
 
 def test_no_answer_within_the_read_timeout_is_a_504():
-    upstream = _upstream(UPSTREAM_READ_TIMEOUT=0.2)
     with socket.create_server(("127.0.0.1", 0)) as silent:
+        upstream = _at(silent.getsockname()[1], UPSTREAM_READ_TIMEOUT=0.2)
         began = time.monotonic()
         with pytest.raises(OpenAIError) as caught:
-            _send(upstream, silent.getsockname()[1])
+            _send(upstream)
         assert time.monotonic() - began < 2
     assert (caught.value.status, caught.value.code) == (504, "upstream_timeout")
     assert _counted(upstream, "timeout") == 1
@@ -132,8 +139,7 @@ def test_no_answer_within_the_read_timeout_is_a_504():
 def test_a_cancelled_call_returns_none_without_asking():
     cancellation = Cancellation()
     cancellation.cancel("disconnect")
-    upstream = _upstream()
     with socket.create_server(("127.0.0.1", 0)) as listener:
-        url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1/models"
-        assert upstream.send("GET", url, {}, b"", cancellation) is None
+        upstream = _at(listener.getsockname()[1])
+        assert upstream.send("GET", "/models", {}, b"", cancellation) is None
     assert _counted(upstream, "cancelled") == 1

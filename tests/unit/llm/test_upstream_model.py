@@ -21,6 +21,7 @@ from generation.events import End, Token
 from generation.params import GenerationParams, parse_generation
 from llm.upstream import Upstream
 from llm.upstream_model import UpstreamBackend
+from llm.upstreams import Endpoint
 from streaming.cancellation import Cancellation
 from testbed.live_server import free_port
 from tests.support.fake_upstream import CHAT_TOKENS, CHAT_USAGE, FakeUpstream
@@ -36,8 +37,9 @@ def fake():
 
 def _backend(base_url: str, *, api_key: str = "", read_timeout: float = 5.0,
              model: str = "gpt-test") -> UpstreamBackend:
-    upstream = Upstream(base_url=base_url, api_key=api_key, client_keys=(),
-                        timeout=(1.0, read_timeout), pool_size=2, registry=CollectorRegistry())
+    upstream = Upstream(endpoints=[Endpoint("test", base_url, api_key)], client_keys=(),
+                        timeout=(1.0, read_timeout), pool_size=2, attempts=1,
+                        registry=CollectorRegistry())
     return UpstreamBackend(upstream, model)
 
 
