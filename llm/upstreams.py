@@ -65,7 +65,7 @@ def asks_for_stream(body: bytes) -> bool:
     In valid JSON a string followed by `:` is a key, so `"stream"` then `: true` is the member
     (a nested one too: such a body is then taken for a stream). `bytes.find` scans the body at
     memchr speed, and at most STREAM_KEY_LOOKS places are checked, so even PROXY_MAX_BODY
-    costs about a millisecond of the loop; json.loads would hold it for the whole parse.
+    costs a few milliseconds of the loop; json.loads would hold it for the whole parse.
     """
     start = 0
     for _ in range(STREAM_KEY_LOOKS):
