@@ -261,3 +261,16 @@ def test_a_cancel_before_the_headers_returns_none(fake):
     cancellation = Cancellation()
     cancellation.cancel()
     assert _open(fake, "chat_stream", cancellation=cancellation) is None
+
+
+def test_the_model_falls_back_to_the_next_upstream_as_the_relay_does(fake):
+    endpoints = [Endpoint("primary", f"{fake.url}/v1/status/503", "sk-primary"),
+                 Endpoint("backup", f"{fake.url}/v1/chat_stream", "sk-backup")]
+    upstream = Upstream(endpoints=endpoints, client_keys=(), timeout=(1.0, 5.0), pool_size=2,
+                        attempts=2, registry=CollectorRegistry())
+    answer = UpstreamBackend(upstream, "gpt-test").open(PARAMS, Cancellation(), "http://unused")
+    assert list(answer) == [*ANSWER, End("stop", 4, CHAT_USAGE)]
+    primary = fake.received["/v1/status/503/chat/completions"]["headers"]
+    backup = _received(fake, "chat_stream")["headers"]
+    assert ("Authorization", "Bearer sk-primary") in primary
+    assert ("Authorization", "Bearer sk-backup") in backup
