@@ -129,8 +129,9 @@ class Upstream:
         """`endpoints` (checked by config.py) are tried in order, at most `attempts` of them
         for one request; `client_keys` are PROXY_API_KEYS; `timeout` is (connect, read) in
         seconds, as requests takes it."""
-        if not endpoints:
-            raise ValueError("Upstream needs at least one endpoint")
+        if not endpoints or attempts < 1:
+            raise ValueError(f"Upstream needs an endpoint and an attempt at least, got "
+                             f"{len(endpoints)} and {attempts}")
         self.endpoints = tuple(endpoints)
         self.key_mode = any(endpoint.api_key for endpoint in self.endpoints)
         self._client_keys = [_digest(key) for key in client_keys]
@@ -232,7 +233,7 @@ class Upstream:
             self._count(endpoint, str(outcome.status_code))
             self._note_retry_after(endpoint, outcome)
         else:
-            self._log_failure(endpoint, outcome)
+            self._failed(endpoint, outcome)
         return outcome
 
     def _send(self, prepared: requests.PreparedRequest) -> requests.Response | Exception:
@@ -264,7 +265,7 @@ class Upstream:
             return Answer(outcome, endpoint)
         raise _failure(outcome)
 
-    def _log_failure(self, endpoint: Endpoint, exc: Exception) -> None:
+    def _failed(self, endpoint: Endpoint, exc: Exception) -> None:
         # The detail goes to the log (never a key: those travel in headers, which it omits).
         if isinstance(exc, requests.RequestException):
             log.warning("upstream %s request failed: %r", endpoint.name, exc)

@@ -1,11 +1,11 @@
 """`upstream`: any OpenAI-compatible chat-completions API as a model backend.
 
 `UpstreamBackend.open` POSTs a streaming `/chat/completions` request through the proxy's
-`llm.upstream.Upstream` (its upstreams and fallback, pooled session, keys and timeouts) and
-returns once the headers
-came: a refusal (a status of 400 or more, or anything but an event stream) is a `ModelError`
-carrying the upstream's own message, bounded and without keys. The `UpstreamAnswer` then reads
-the event stream as its bytes arrive (`ChatStreamParser` turns them into `Token`s and `End`).
+`llm.upstream.Upstream` (its upstreams and their fallback, pooled session, keys and timeouts)
+and returns once the headers came: a refusal (a status of 400 or more, or anything but an event
+stream) is a `ModelError` carrying the upstream's own message, bounded and without keys. The
+`UpstreamAnswer` then reads the event stream as its bytes arrive (`ChatStreamParser` turns them
+into `Token`s and `End`).
 
 Deliberate choices:
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from http.client import HTTPMessage
@@ -17,6 +18,7 @@ from llm.wire import OpenAIError
 from services import services
 from streaming.cancellation import Cancellation
 from testbed.live_server import free_port
+from tests.support.fake_upstream import FakeUpstream
 
 
 def _upstream(**settings) -> Upstream:
@@ -143,3 +145,48 @@ def test_a_cancelled_call_returns_none_without_asking():
         upstream = _at(listener.getsockname()[1])
         assert upstream.send("GET", "/models", {}, b"", cancellation) is None
     assert _counted(upstream, "cancelled") == 1
+
+
+@pytest.fixture
+def fake():
+    with FakeUpstream() as upstream:
+        yield upstream
+
+
+def _chain(fake: FakeUpstream, *paths: str, attempts: int) -> Upstream:
+    upstreams = json.dumps([{"name": f"u{number}", "base_url": fake.url + path}
+                            for number, path in enumerate(paths)])
+    return _upstream(UPSTREAMS=upstreams, PROXY_ATTEMPTS=str(attempts))
+
+
+def test_at_most_proxy_attempts_upstreams_are_asked_and_the_last_answer_is_the_clients(fake):
+    upstream = _chain(fake, "/v1/status/503", "/v1/status/502", "/v1/echo", attempts=2)
+    answer = upstream.send("GET", "/models?capped", {}, b"", Cancellation())
+    assert answer is not None
+    assert (answer.endpoint.name, answer.response.status_code) == ("u1", 502)
+    answer.response.close()
+    assert "/v1/status/503/models?capped" in fake.received
+    assert "/v1/echo/models?capped" not in fake.received
+
+
+def test_each_upstream_is_asked_once_however_many_attempts(fake):
+    upstream = _chain(fake, "/v1/status/503", attempts=5)
+    answer = upstream.send("GET", "/models?once", {}, b"", Cancellation())
+    assert answer is not None and answer.response.status_code == 503
+    answer.response.close()
+    assert fake.received["/v1/status/503/models?once"]["request"] == 1
+    assert fake.connections == 1
+
+
+def test_every_upstream_unreachable_is_our_502(fake):
+    closed = f"http://127.0.0.1:{free_port()}"
+    upstreams = json.dumps([{"name": "a", "base_url": closed}, {"name": "b", "base_url": closed}])
+    upstream = _upstream(UPSTREAMS=upstreams)
+    with pytest.raises(OpenAIError) as caught:
+        upstream.send("POST", "/chat/completions", {}, b"{}", Cancellation())
+    assert (caught.value.status, caught.value.code) == (502, "upstream_unreachable")
+    for name in "ab":
+        assert upstream._metrics.registry.get_sample_value(
+            "upstream_requests_total", {"upstream": name, "status": "unreachable"}) == 1
+    assert upstream._metrics.registry.get_sample_value(
+        "upstream_fallbacks_total", {"from_upstream": "a", "reason": "connect"}) == 1
