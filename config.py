@@ -116,6 +116,48 @@ def _base_url(key: str, raw: str) -> str:
     return raw
 
 
+_UPSTREAM_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_UPSTREAM_MEMBERS = {"name", "base_url", "api_key"}
+
+
+def _upstreams(key: str, raw: str) -> tuple[dict[str, str], ...]:
+    """A JSON list of `{"name", "base_url"[, "api_key"]}`, in the order they are tried; empty
+    means the one upstream of UPSTREAM_BASE_URL. Errors never quote an api_key."""
+    if not raw:
+        return ()
+    try:
+        entries = json.loads(raw)
+    except json.JSONDecodeError as exc:  # says where, never what stood there (a key, maybe)
+        raise ConfigError(f"{key} must be a JSON list: {exc.msg} at character {exc.pos}"
+                          ) from None
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{key} must be a JSON list of one upstream or more")
+    upstreams = tuple(_upstream(f"{key}[{index}]", entry) for index, entry in enumerate(entries))
+    names = [upstream["name"] for upstream in upstreams]
+    if len(set(names)) < len(names):
+        raise ConfigError(f"{key} must name each upstream once, got {names!r}")
+    return upstreams
+
+
+def _upstream(key: str, entry: Any) -> dict[str, str]:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{key} must be an object with name, base_url and optional api_key")
+    unknown = sorted(set(entry) - _UPSTREAM_MEMBERS)
+    if unknown:
+        raise ConfigError(f"{key} has unknown members {unknown!r} (known: name, base_url, "
+                          f"api_key)")
+    name, base_url, api_key = entry.get("name"), entry.get("base_url"), entry.get("api_key", "")
+    if not isinstance(name, str) or not _UPSTREAM_NAME.fullmatch(name):
+        shown = repr(name) if isinstance(name, str) else "no string"
+        raise ConfigError(f"{key}.name must be 1 to 64 of A-Z a-z 0-9 _ . -, got {shown}")
+    if not isinstance(base_url, str) or not base_url:
+        raise ConfigError(f"{key}.base_url must be an http:// or https:// URL")
+    if not isinstance(api_key, str):
+        raise ConfigError(f"{key}.api_key must be a string")
+    return {"name": name, "base_url": _base_url(f"{key}.base_url", base_url),
+            "api_key": api_key}
+
+
 def _networks(key: str, raw: str) -> tuple[str, ...]:
     entries = _csv(key, raw)
     for entry in entries:
@@ -241,8 +283,10 @@ APP_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "ALLOWED_ORIGINS": (_origins, ""),
     "UPSTREAM_BASE_URL": (_base_url, ""),
     "UPSTREAM_API_KEY": (_text, ""),
+    "UPSTREAMS": (_upstreams, ""),
     "PROXY_API_KEYS": (_csv, ""),
     "PROXY_KEYS_FILE": (_keys_file, ""),
+    "PROXY_ATTEMPTS": (_int(1), "2"),
     "UPSTREAM_CONNECT_TIMEOUT": (_seconds, "5"),
     "UPSTREAM_READ_TIMEOUT": (_seconds, "60"),
     "UPSTREAM_POOL_SIZE": (_int(1), "1000"),
@@ -304,6 +348,9 @@ def _checked(settings: dict[str, Any]) -> dict[str, Any]:
     if settings.get("AUTH_SECRET") and settings.get("AUTH_PUBLIC_KEY") is not None:
         raise ConfigError("set AUTH_SECRET (HS256) or AUTH_PUBLIC_KEY (RS256/ES256), not both")
     _keys_apart(settings.get("PROXY_KEYS_FILE") or (), settings.get("PROXY_API_KEYS") or ())
+    if settings.get("UPSTREAMS") and (settings.get("UPSTREAM_BASE_URL")
+                                      or settings.get("UPSTREAM_API_KEY")):
+        raise ConfigError("set UPSTREAMS or UPSTREAM_BASE_URL/UPSTREAM_API_KEY, not both")
     return settings
 
 

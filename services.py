@@ -30,6 +30,7 @@ from llm.limits import Limits
 from llm.metrics import TRANSPORTS as PROXY_TRANSPORTS
 from llm.upstream import Upstream
 from llm.upstream_model import UpstreamBackend
+from llm.upstreams import DEFAULT_UPSTREAM, Endpoint
 from logtail.directory import LogDirectory
 from logtail.tails import LogTails
 from streaming.limits import StreamSlots
@@ -114,12 +115,15 @@ def _tokens(settings: Mapping[str, Any]) -> TokenVerifier | None:
 
 def _upstream(settings: Mapping[str, Any], keys: ClientKeys,
               registry: CollectorRegistry) -> Upstream:
-    """The proxy's upstream client, from the UPSTREAM_* settings and the client keys."""
-    return Upstream(base_url=settings["UPSTREAM_BASE_URL"], api_key=settings["UPSTREAM_API_KEY"],
-                    client_keys=keys,
+    """The proxy's upstream client, from the UPSTREAM*, PROXY_ATTEMPTS settings and the client
+    keys; without UPSTREAMS, UPSTREAM_BASE_URL and UPSTREAM_API_KEY are its one upstream."""
+    endpoints = [Endpoint(**entry) for entry in settings["UPSTREAMS"]] or [
+        Endpoint(DEFAULT_UPSTREAM, settings["UPSTREAM_BASE_URL"], settings["UPSTREAM_API_KEY"])]
+    return Upstream(endpoints=endpoints, client_keys=keys,
                     timeout=(settings["UPSTREAM_CONNECT_TIMEOUT"],
                              settings["UPSTREAM_READ_TIMEOUT"]),
-                    pool_size=settings["UPSTREAM_POOL_SIZE"], registry=registry)
+                    pool_size=settings["UPSTREAM_POOL_SIZE"], attempts=settings["PROXY_ATTEMPTS"],
+                    registry=registry)
 
 
 def _generations(settings: Mapping[str, Any], broker: Broker, upstream: Upstream,

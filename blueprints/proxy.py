@@ -1,8 +1,10 @@
-"""The OpenAI-compatible pass-through proxy: any method under `/v1/` to UPSTREAM_BASE_URL.
+"""The OpenAI-compatible pass-through proxy: any method under `/v1/` to the upstreams in order.
 
 The view checks the client's key, its limits (`llm/limits.py`: OpenAI's x-ratelimit-* headers
-go on every answer of a limited key) and the body's size, sends upstream while watching the client
-socket (`Upstream.send`), then streams the upstream body as it arrives (`llm/relay.py`). Its own
+go on every answer of a limited key) and the body's size, sends upstream while watching the
+client socket (`Upstream.send`, which falls back to the next upstream), then streams the
+upstream body as it arrives (`llm/relay.py`), naming the upstream that answered in
+`X-Upstream`. Its own
 errors are in OpenAI's shape; the upstream's errors are relayed as they are.
 
 The body is not parsed to be checked: whether it is valid JSON is the upstream's to say, as
@@ -51,17 +53,19 @@ def relay(path: str):
     target = upstream_target(request.environ, PREFIX)
     body, usage = plan_usage(request.method, target, _body(), rewrite=config["PROXY_USAGE"])
     take_stream_slot()  # before the upstream is asked: a refused client costs it nothing
-    url = (upstream.base_url or self_base_url(request.environ)) + target
     headers = upstream.request_headers(request.headers.items())
     cancellation = Cancellation()
     with watching(request.environ, cancellation):
-        response = upstream.send(request.method, url, headers, body, cancellation)
-    if response is None:
+        answer = upstream.send(request.method, target, headers, body, cancellation,
+                               self_base_url(request.environ))
+    if answer is None:
         return Response(status=CLIENT_CLOSED)
-    meter = None if usage is None else _meter(usage, client, response)
+    meter = None if usage is None else _meter(usage, client, answer.response)
     keepalive = config["PROXY_KEEPALIVE_SECONDS"]
-    return _relayed(Relay(response, keepalive=keepalive > 0, meter=meter), cancellation,
-                    keepalive or None)
+    response = _relayed(Relay(answer.response, keepalive=keepalive > 0, meter=meter),
+                        cancellation, keepalive or None)
+    response.headers["X-Upstream"] = answer.endpoint.name
+    return response
 
 
 def _meter(usage: UsageRequest, client: ClientKey, response) -> UsageMeter:

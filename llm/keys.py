@@ -48,13 +48,14 @@ class ClientKeys:
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> ClientKeys:
-        """The keys of PROXY_KEYS_FILE and PROXY_API_KEYS; required when UPSTREAM_API_KEY or
-        PROXY_KEYS_FILE is set."""
+        """The keys of PROXY_KEYS_FILE and PROXY_API_KEYS; required when an upstream's key
+        (UPSTREAM_API_KEY, or an `api_key` in UPSTREAMS) or PROXY_KEYS_FILE is set."""
         listed = [(entry["key"], ClientKey(entry["name"], entry["rpm"], entry["tpm"]))
                   for entry in settings["PROXY_KEYS_FILE"]]
         listed += [(key, ClientKey(f"key-{position}"))
                    for position, key in enumerate(settings["PROXY_API_KEYS"], 1)]
-        required = bool(settings["UPSTREAM_API_KEY"]) or bool(settings["PROXY_KEYS_FILE"])
+        required = (bool(settings["UPSTREAM_API_KEY"]) or bool(settings["PROXY_KEYS_FILE"])
+                    or any(entry.get("api_key") for entry in settings["UPSTREAMS"]))
         return cls(listed, required)
 
     def by_name(self, name: str) -> ClientKey | None:

@@ -1,9 +1,12 @@
 """The proxy's metrics, registered on the registry it is given (the app's, `/metrics`).
 
-`upstream_requests_total{status}` counts proxied requests by the upstream's status (or
-`cancelled`, `timeout`, `unreachable`); `upstream_first_byte_seconds` is the wait for the
-upstream's first byte. The OpenAI-compatible routes' streams are counted by the core's stream
-metrics under the transports listed here.
+`upstream_requests_total{upstream, status}` counts the requests sent to each upstream (its
+configured name) by its status (or `cancelled`, `timeout`, `unreachable`), every attempt of a
+request that fell back included; `upstream_fallbacks_total{from_upstream, reason}` counts the
+requests sent on to the next upstream after `from_upstream` failed (`connect`, `timeout`,
+`status_<code>`); `upstream_first_byte_seconds` is the wait for an upstream's headers. The
+OpenAI-compatible routes' streams are counted by the core's stream metrics under the
+transports listed here.
 """
 
 from __future__ import annotations
@@ -23,8 +26,12 @@ class ProxyMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.upstream_requests = Counter("upstream_requests",
-                                         "Proxied requests by upstream status.", ["status"],
-                                         registry=registry)
+                                         "Requests sent upstream by upstream and status.",
+                                         ["upstream", "status"], registry=registry)
+        self.upstream_fallbacks = Counter("upstream_fallbacks",
+                                          "Requests sent on to the next upstream, by the one "
+                                          "that failed and how.", ["from_upstream", "reason"],
+                                          registry=registry)
         self.upstream_first_byte = Histogram("upstream_first_byte_seconds",
                                              "Time from sending upstream to its first byte.",
                                              buckets=FIRST_BYTE_BUCKETS, registry=registry)

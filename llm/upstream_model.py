@@ -1,10 +1,11 @@
 """`upstream`: any OpenAI-compatible chat-completions API as a model backend.
 
 `UpstreamBackend.open` POSTs a streaming `/chat/completions` request through the proxy's
-`llm.upstream.Upstream` (its pooled session, key and timeouts) and returns once the headers
-came: a refusal (a status of 400 or more, or anything but an event stream) is a `ModelError`
-carrying the upstream's own message, bounded and without keys. The `UpstreamAnswer` then reads
-the event stream as its bytes arrive (`ChatStreamParser` turns them into `Token`s and `End`).
+`llm.upstream.Upstream` (its upstreams and their fallback, pooled session, keys and timeouts)
+and returns once the headers came: a refusal (a status of 400 or more, or anything but an event
+stream) is a `ModelError` carrying the upstream's own message, bounded and without keys. The
+`UpstreamAnswer` then reads the event stream as its bytes arrive (`ChatStreamParser` turns them
+into `Token`s and `End`).
 
 Deliberate choices:
 
@@ -50,6 +51,9 @@ if TYPE_CHECKING:
 
 READ_SIZE = 16 * 1024
 """Most bytes one read takes; a read returns at once with whatever has arrived."""
+HEADERS = {"Content-Type": "application/json", "Accept": "text/event-stream",
+           "Accept-Encoding": "identity"}
+"""What every request says; `Upstream.send` adds the key of the upstream it goes to."""
 ERROR_BODY_MAX_BYTES = 64 * 1024
 """Most of a refusal's body read for its message, and of the tail read after `[DONE]`."""
 
@@ -169,31 +173,23 @@ class UpstreamBackend:
 
     def open(self, params: GenerationParams, cancellation: Cancellation,
              base_url: str) -> UpstreamAnswer | None:
-        url = f"{self._upstream.base_url or base_url.rstrip('/')}/chat/completions"
         try:
-            sent = self._upstream.send("POST", url, self._headers(), self._body(params),
-                                       cancellation)
+            sent = self._upstream.send("POST", "/chat/completions", HEADERS, self._body(params),
+                                       cancellation, base_url)
         except OpenAIError as exc:
             raise ModelError(exc.status, exc.code or "upstream_error", exc.message) from None
         if sent is None:
             return None
-        response = _Response(sent)
+        response = _Response(sent.response)
         cancellation.on_cancel(response.close)
         try:
-            _refuse(response, self._upstream.api_key)
+            _refuse(response, sent.endpoint.api_key)
         except ModelError:
             response.close()
             if cancellation.cancelled:
                 return None
             raise
         return UpstreamAnswer(response, self.model, cancellation)
-
-    def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Accept": "text/event-stream",
-                   "Accept-Encoding": "identity"}
-        if self._upstream.api_key:
-            headers["Authorization"] = f"Bearer {self._upstream.api_key}"
-        return headers
 
     def _body(self, params: GenerationParams) -> bytes:
         """The request: never `delay_ms`, which only the demo model knows."""

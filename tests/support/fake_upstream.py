@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections import defaultdict
+from urllib.parse import parse_qs
 
 from testbed.loopback import LoopbackServer
 from testbed.raw_http import LAST_CHUNK, chunk, read_request
@@ -108,6 +109,18 @@ class FakeUpstream(LoopbackServer):
         body = b'{"error":{"message":"slow down","type":"requests","param":null,"code":null}}'
         sock.sendall(b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
                      b"Retry-After: 7\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        return True
+
+    def _status(self, sock: socket.socket, target: str) -> bool:
+        # /v1/status/<code>...[?retry-after=<value>]: that status, with an error in OpenAI's shape.
+        path, _, query = target.partition("?")
+        code = int(path.split("/")[3])
+        retry_after = b"".join(b"Retry-After: %s\r\n" % value.encode()
+                               for value in parse_qs(query).get("retry-after", []))
+        body = (b'{"error":{"message":"status %d","type":"server_error","param":null,'
+                b'"code":null}}' % code)
+        sock.sendall(b"HTTP/1.1 %d Scripted\r\nContent-Type: application/json\r\n%s"
+                     b"Content-Length: %d\r\n\r\n%s" % (code, retry_after, len(body), body))
         return True
 
     def _replay(self, sock: socket.socket, target: str) -> bool:

@@ -7,6 +7,7 @@ import pytest
 from app import create_app
 from broker import current_broker
 from config import ConfigError
+from llm.upstreams import Endpoint
 from services import services
 from streaming.websocket import InlineReader, server_options
 
@@ -27,8 +28,8 @@ def test_the_upstream_is_built_from_plain_settings():
     upstream = services(create_app({"UPSTREAM_BASE_URL": "http://up.example/v1/",
                            "UPSTREAM_CONNECT_TIMEOUT": 2.0, "UPSTREAM_READ_TIMEOUT": 9.0,
                            "UPSTREAM_POOL_SIZE": 3})).upstream
-    assert (upstream.base_url, upstream.timeout, upstream.pool_size) == (
-        "http://up.example/v1", (2.0, 9.0), 3)
+    assert (upstream.endpoints, upstream.timeout, upstream.pool_size) == (
+        (Endpoint("default", "http://up.example/v1/"),), (2.0, 9.0), 3)
 
 
 def test_the_broker_package_finds_the_apps_broker_among_its_services():

@@ -230,3 +230,62 @@ def test_a_file_name_of_a_positional_key_is_refused(tmp_path):
     assert config.load({"PROXY_KEYS_FILE": path, "PROXY_API_KEYS": "sk-x"})  # only key-1 taken
     with pytest.raises(config.ConfigError, match="named key-2, the name of a key"):
         config.load({"PROXY_KEYS_FILE": path, "PROXY_API_KEYS": "sk-x,sk-y"})
+
+
+SECRET = "sk-never-shown"
+
+
+def _upstreams(entries: object) -> str:
+    return json.dumps(entries)
+
+
+def test_upstreams_are_an_ordered_list_with_optional_keys():
+    settings = config.load({"UPSTREAMS": _upstreams([
+        {"name": "primary", "base_url": "https://a.example/v1", "api_key": SECRET},
+        {"name": "backup.2_b-c", "base_url": "http://b:8080/v1"}])})
+    assert settings["UPSTREAMS"] == (
+        {"name": "primary", "base_url": "https://a.example/v1", "api_key": SECRET},
+        {"name": "backup.2_b-c", "base_url": "http://b:8080/v1", "api_key": ""})
+    assert config.load({})["UPSTREAMS"] == ()
+    assert config.load({})["PROXY_ATTEMPTS"] == 2
+
+
+GOOD = {"name": "a", "base_url": "http://a/v1", "api_key": SECRET}
+
+
+@pytest.mark.parametrize(("raw", "says"), [
+    ('[{"name": "a", "api_key": "sk-never-shown"', "UPSTREAMS must be a JSON list"),
+    (_upstreams({"a": GOOD}), "UPSTREAMS must be a JSON list"),
+    (_upstreams([]), "UPSTREAMS must be a JSON list"),
+    (_upstreams([SECRET]), "UPSTREAMS[0] must be an object"),
+    (_upstreams([GOOD, {**GOOD, "name": "a b"}]), "UPSTREAMS[1].name must be 1 to 64"),
+    (_upstreams([{**GOOD, "name": "n" * 65}]), "UPSTREAMS[0].name"),
+    (_upstreams([{**GOOD, "name": [SECRET]}]), "UPSTREAMS[0].name"),
+    (_upstreams([{"name": "a", "api_key": SECRET}]), "UPSTREAMS[0].base_url"),
+    (_upstreams([{**GOOD, "base_url": "ftp://a"}]), "UPSTREAMS[0].base_url must be an http"),
+    (_upstreams([{**GOOD, "base_url": ""}]), "UPSTREAMS[0].base_url"),
+    (_upstreams([{**GOOD, "api_key": [SECRET]}]), "UPSTREAMS[0].api_key must be a string"),
+    (_upstreams([{**GOOD, "key": SECRET}]), "unknown members ['key']"),
+    (_upstreams([GOOD, {**GOOD, "base_url": "http://b"}]), "name each upstream once"),
+])
+def test_bad_upstreams_are_refused_without_their_keys(raw, says):
+    with pytest.raises(config.ConfigError) as caught:
+        config.load({"UPSTREAMS": raw})
+    assert says in str(caught.value)
+    assert SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize("single", [{"UPSTREAM_BASE_URL": "http://x/v1"},
+                                    {"UPSTREAM_API_KEY": SECRET}])
+def test_upstreams_and_the_single_upstream_settings_exclude_each_other(single):
+    with pytest.raises(config.ConfigError) as caught:
+        config.load({"UPSTREAMS": _upstreams([GOOD]), **single})
+    assert "UPSTREAMS" in str(caught.value)
+    assert "UPSTREAM_BASE_URL/UPSTREAM_API_KEY" in str(caught.value)
+    assert SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "two"])
+def test_proxy_attempts_is_one_or_more(raw):
+    with pytest.raises(config.ConfigError, match="PROXY_ATTEMPTS"):
+        config.load({"PROXY_ATTEMPTS": raw})

@@ -22,6 +22,7 @@ from generation.params import GenerationParams, parse_generation
 from llm.keys import ClientKeys
 from llm.upstream import Upstream
 from llm.upstream_model import UpstreamBackend
+from llm.upstreams import Endpoint
 from streaming.cancellation import Cancellation
 from testbed.live_server import free_port
 from tests.support.fake_upstream import CHAT_TOKENS, CHAT_USAGE, FakeUpstream
@@ -37,9 +38,10 @@ def fake():
 
 def _backend(base_url: str, *, api_key: str = "", read_timeout: float = 5.0,
              model: str = "gpt-test") -> UpstreamBackend:
-    upstream = Upstream(base_url=base_url, api_key=api_key,
+    upstream = Upstream(endpoints=[Endpoint("test", base_url, api_key)],
                         client_keys=ClientKeys([], required=bool(api_key)),
-                        timeout=(1.0, read_timeout), pool_size=2, registry=CollectorRegistry())
+                        timeout=(1.0, read_timeout), pool_size=2, attempts=1,
+                        registry=CollectorRegistry())
     return UpstreamBackend(upstream, model)
 
 
@@ -261,3 +263,16 @@ def test_a_cancel_before_the_headers_returns_none(fake):
     cancellation = Cancellation()
     cancellation.cancel()
     assert _open(fake, "chat_stream", cancellation=cancellation) is None
+
+
+def test_the_model_falls_back_to_the_next_upstream_as_the_relay_does(fake):
+    endpoints = [Endpoint("primary", f"{fake.url}/v1/status/503", "sk-primary"),
+                 Endpoint("backup", f"{fake.url}/v1/chat_stream", "sk-backup")]
+    upstream = Upstream(endpoints=endpoints, client_keys=(), timeout=(1.0, 5.0), pool_size=2,
+                        attempts=2, registry=CollectorRegistry())
+    answer = UpstreamBackend(upstream, "gpt-test").open(PARAMS, Cancellation(), "http://unused")
+    assert list(answer) == [*ANSWER, End("stop", 4, CHAT_USAGE)]
+    primary = fake.received["/v1/status/503/chat/completions"]["headers"]
+    backup = _received(fake, "chat_stream")["headers"]
+    assert ("Authorization", "Bearer sk-primary") in primary
+    assert ("Authorization", "Bearer sk-backup") in backup
