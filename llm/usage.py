@@ -32,8 +32,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-PARSE_LIMIT = 1024 * 1024
-"""Largest request or response body decoded on the loop (about 5 ms of json.loads here)."""
+from http_policy.json_body import parse_json
+
+PARSE_LIMIT = 256 * 1024
+"""Largest request or response body decoded on the loop: about 2 ms here (7 ms a MiB)."""
 CHAT_PATH = "/chat/completions"
 MODEL_LABELS = 64
 
@@ -78,8 +80,8 @@ def plan_usage(method: str, path: str, body: bytes, *, rewrite: bool
             or len(body) > PARSE_LIMIT:
         return body, None
     try:
-        request = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        request = parse_json(body)  # depth-limited: a hostile body cannot exhaust the stack
+    except ValueError:
         return body, None  # the upstream's to refuse
     if not isinstance(request, dict):
         return body, None
@@ -88,11 +90,21 @@ def plan_usage(method: str, path: str, body: bytes, *, rewrite: bool
     asked = isinstance(options, dict) and options.get("include_usage") is True
     strip = stream and rewrite and not asked and (options is None or isinstance(options, dict))
     if strip:
-        request["stream_options"] = {**(options or {}), "include_usage": True}
-        body = json.dumps(request, ensure_ascii=False, separators=(",", ":")).encode()
+        body = _asking_for_usage(body, request, options)
     model = request.get("model")
     return body, UsageRequest(model=model if isinstance(model, str) else "", stream=stream,
                               strip=strip, prompt_estimate=max(1, len(body) // 4))
+
+
+def _asking_for_usage(body: bytes, request: dict, options: dict | None) -> bytes:
+    """`body` with `stream_options.include_usage` true. Without `stream_options` the member is
+    put in front, every byte of the client's kept (no second encoding); otherwise the body is
+    encoded again with the client's other options."""
+    if "stream_options" not in request:  # it has a member at least: `"stream": true`
+        start = body.index(b"{") + 1
+        return body[:start] + b'"stream_options":{"include_usage":true},' + body[start:]
+    request["stream_options"] = {**(options or {}), "include_usage": True}
+    return json.dumps(request, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def content_chunks(data: bytes) -> int:
@@ -101,13 +113,15 @@ def content_chunks(data: bytes) -> int:
             + data.count(b'"content": "') - data.count(b'"content": ""'))
 
 
+def _has_usage(data: bytes) -> bool:
+    """Whether `data` holds a usage object: OpenAI puts `"usage":null` in every other chunk."""
+    return b'"usage":{' in data or b'"usage": {' in data
+
+
 def _event_json(event: bytes) -> object:
     lines = [line[5:].lstrip(b" ") for line in re.split(rb"\r\n|\n|\r", event)
              if line.startswith(b"data:")]
-    try:
-        return json.loads(b"\n".join(lines))
-    except (ValueError, UnicodeDecodeError):
-        return None
+    return _loads(b"\n".join(lines))
 
 
 def _tokens(usage: object) -> tuple[int, int] | None:
@@ -154,7 +168,7 @@ class UsageMeter:
         complete, self._partial = data[:cut], data[cut:]
         if complete:
             self._content += content_chunks(complete)
-            if b'"usage"' in complete:
+            if _has_usage(complete):
                 complete = self._take_usage(complete)
         return complete if self._strip else piece
 
@@ -177,7 +191,7 @@ class UsageMeter:
         """`complete` without the usage-only event (with stripping), its usage noted."""
         kept = []
         for event in _events(complete):
-            if b'"usage"' in event:
+            if _has_usage(event):
                 chunk = _event_json(event)
                 if isinstance(chunk, dict) and (tokens := _tokens(chunk.get("usage"))):
                     self._exact = tokens
@@ -215,8 +229,8 @@ class UsageMeter:
 
 def _loads(body: bytes) -> object:
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        return parse_json(body)
+    except ValueError:
         return None
 
 
