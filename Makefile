@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 run: $(VENV)/.runtime
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
-test: $(VENV)/.dev
+test: $(VENV)/.dev node_modules/.installed
 	$(BIN)/ruff check .
 	node --test tests/js/*.test.js
 	$(BIN)/python -m pytest
@@ -41,5 +41,10 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+# The openai npm package, a real client of the relay in the tests (package-lock.json pins it).
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
 clean:
-	rm -rf $(VENV) bench/build .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) bench/build .pytest_cache .ruff_cache .hypothesis node_modules
