@@ -85,6 +85,7 @@ def endpoints(server) -> dict[str, tuple[str, str, dict | None]]:
         "generation-state": ("GET", f"/api/generations/{generation}", None),
         "generation-events": ("GET", f"/sse/generations/{generation}", None),
         "cancel-generation": ("DELETE", f"/api/generations/{generation}", None),
+        "presence": ("GET", "/api/channels/user:alice/presence", None),
         "list-logs": ("GET", "/api/logs", None),
         "tail-log": ("GET", "/sse/logs/app.log", None),
     }
@@ -268,10 +269,9 @@ def test_the_health_check_says_auth_is_on(server):
 
 @pytest.mark.parametrize("path", ["/ws/chat", "/ws/tts"])
 @pytest.mark.parametrize(("presented", "status"), [
-    (None, 401), ("garbage", 401), ("no-chat", 403)])
+    *((bad, 401) for bad in BAD_TOKENS), ("no-chat", 403)])
 def test_websocket_handshakes_are_refused_before_the_upgrade(server, path, presented, status):
-    if presented == "no-chat":
-        presented = token(scope=["tasks"])
+    presented = token(scope=["tasks"]) if presented == "no-chat" else BAD_TOKENS[presented]()
     query = "" if presented is None else f"?access_token={presented}"
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
         websocket.create_connection(ws_url(server, path + query), timeout=GENEROUS)
