@@ -35,6 +35,7 @@ from jwt.utils import base64url_decode
 
 from app import create_app
 from auth import CHAT, LEEWAY_SECONDS, TokenVerifier, mint_token
+from bench import connections
 from bench.connections import SHORT, cpu_per_stream, cpu_rounds
 from bench.harness import Size, burst_rounds, markdown_table, ours, p50_p99, serving
 from blueprints.access import current_grant
@@ -213,9 +214,19 @@ def on_the_server(size: Size) -> dict:
     return {name: {"cpu_per_stream": cpu[name], "burst": burst[name]} for name in servers}
 
 
+def stream_profile(size: Size) -> str:
+    """cProfile over a worker with AUTH_SECRET serving short streams, each with its own token."""
+    secret = secrets.token_urlsafe(32)
+    with tempfile.TemporaryDirectory() as scratch:
+        tokens = _token_files(secret, size.pick(2000, 500, 20), Path(scratch))
+        return connections.profile(size, SHORT, *tokens(), top=30,
+                                   env={"AUTH_SECRET": secret})
+
+
 def run(size: Size) -> dict:
     verify, material = verify_costs(size)
     (size.results / "profile_auth_verify.txt").write_text(profile(material))
+    (size.results / "profile_auth_stream.txt").write_text(stream_profile(size))
     return {"verify": verify, "request": request_costs(size), "server": on_the_server(size)}
 
 

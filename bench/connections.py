@@ -111,13 +111,14 @@ def handshakes(size: Size) -> dict:
             stop_soon(server)
 
 
-def profile(size: Size, path: str, *extra: str, top: int = 40, app: str = "full") -> str:
-    """cProfile's tables (by own, then cumulative CPU time) of one worker of `app` serving N
-    requests to `path`, one after another."""
+def profile(size: Size, path: str, *extra: str, top: int = 40, app: str = "full",
+            env: dict[str, str] | None = None) -> str:
+    """cProfile's tables (by own, then cumulative CPU time) of one worker of `app` (with `env`
+    added to its environment) serving N requests to `path`, one after another."""
     count = size.pick(2000, 500, 20)
     with tempfile.TemporaryDirectory() as scratch:
         prefix = str(Path(scratch) / "profile")
-        server = layer_server(app, BENCH_PROFILE=prefix)
+        server = layer_server(app, BENCH_PROFILE=prefix, **(env or {}))
         try:
             loadgen("generations", server.url + path, "--conns", str(count),
                     "--concurrency", "1", *extra)
