@@ -64,17 +64,27 @@ def minted(key: object, count: int, prefix: str) -> list[str]:
             for n in range(count)]
 
 
-def per_call_us(make_check: Callable[[], Check], tokens: list[str], rounds: int) -> dict:
-    """µs per call of a check over `tokens`, in `rounds` rounds, each with a new check from
-    `make_check()` (a new verifier: an empty cache). The median round, and every round."""
-    samples = []
-    for _ in range(rounds):
-        check = make_check()
-        began = time.perf_counter()
-        for token in tokens:
-            check(token)
-        samples.append((time.perf_counter() - began) / len(tokens) * 1e6)
-    return {"us": statistics.median(samples), "us_rounds": [round(s, 2) for s in samples]}
+def _us_per_call(check: Check, tokens: list[str]) -> float:
+    began = time.perf_counter()
+    for token in tokens:
+        check(token)
+    return (time.perf_counter() - began) / len(tokens) * 1e6
+
+
+def per_call_us(checks: dict[str, tuple[Callable[[], Check], list[str]]], rounds: int) -> dict:
+    """µs per call of each check over its tokens, in `rounds` rounds that alternate the checks'
+    order; every round makes a new check (a new verifier: an empty cache). Per check: the
+    median round, and every round."""
+    samples: dict[str, list[float]] = {name: [] for name in checks}
+    names = list(checks)
+    for make_check, tokens in checks.values():
+        _us_per_call(make_check(), tokens[:10])  # the first calls import and set up lazily
+    for round_ in range(rounds):
+        for name in names if round_ % 2 == 0 else reversed(names):
+            make_check, tokens = checks[name]
+            samples[name].append(_us_per_call(make_check(), tokens))
+    return {name: {"us": statistics.median(runs), "us_rounds": [round(s, 2) for s in runs]}
+            for name, runs in samples.items()}
 
 
 def _signature_check(algorithm: str, key: object) -> Check:
@@ -100,12 +110,12 @@ def _warm_verifier(key: object, token: str) -> Check:
 
 
 def _algorithm_costs(algorithm: str, verifying: object, tokens: list[str], rounds: int) -> dict:
-    return {
-        "signature": per_call_us(lambda: _signature_check(algorithm, verifying), tokens, rounds),
-        "jwt_decode": per_call_us(lambda: _decode_check(algorithm, verifying), tokens, rounds),
-        "uncached": per_call_us(lambda: TokenVerifier(verifying).verify, tokens, rounds),
-        "cached": per_call_us(lambda: _warm_verifier(verifying, tokens[0]),
-                              tokens[:1] * len(tokens) * 10, rounds)}
+    return per_call_us({
+        "signature": (lambda: _signature_check(algorithm, verifying), tokens),
+        "jwt_decode": (lambda: _decode_check(algorithm, verifying), tokens),
+        "uncached": (lambda: TokenVerifier(verifying).verify, tokens),
+        "cached": (lambda: _warm_verifier(verifying, tokens[0]), tokens[:1] * len(tokens) * 10),
+    }, rounds)
 
 
 def verify_costs(size: Size) -> tuple[dict, dict]:
@@ -139,16 +149,15 @@ def request_costs(size: Size) -> dict:
         check = _in_request(app, grant=True)
         check(tokens[0])
         return check
-    return {
-        "context alone": per_call_us(lambda: _in_request(auth_off, grant=False), tokens, rounds),
-        "current_grant, auth off": per_call_us(lambda: _in_request(auth_off, grant=True),
-                                               tokens, rounds),
+    return per_call_us({
+        "context alone": (lambda: _in_request(auth_off, grant=False), tokens),
+        "current_grant, auth off": (lambda: _in_request(auth_off, grant=True), tokens),
         # A new app each round: its verifier has not seen the tokens.
-        "current_grant, HS256, new token": per_call_us(
-            lambda: _in_request(create_app({"AUTH_SECRET": secret}), grant=True), tokens,
-            rounds),
-        "current_grant, HS256, cached": per_call_us(
-            lambda: warm(create_app({"AUTH_SECRET": secret})), tokens[:1] * count, rounds)}
+        "current_grant, HS256, new token": (
+            lambda: _in_request(create_app({"AUTH_SECRET": secret}), grant=True), tokens),
+        "current_grant, HS256, cached": (
+            lambda: warm(create_app({"AUTH_SECRET": secret})), tokens[:1] * count),
+    }, rounds)
 
 
 def profile(material: dict) -> str:
