@@ -59,7 +59,8 @@ def layer_server(app: str, access_log: bool = True, **env: str) -> LiveServer:
                       **env})
 
 
-def _sequential(server: LiveServer, url: str, count: int, *extra: str) -> dict:
+def cpu_per_stream(server: LiveServer, url: str, count: int, *extra: str) -> dict:
+    """The worker's CPU time per stream over `count` streams to `url`, one after another."""
     pid = worker_pid(server)
     before = cpu_ns(pid)
     result = loadgen("generations", url, "--conns", str(count), "--concurrency", "1", *extra)
@@ -68,7 +69,7 @@ def _sequential(server: LiveServer, url: str, count: int, *extra: str) -> dict:
             "latency_p50_ms": result["completion_ms"]["p50"]}
 
 
-def _rounds(servers: dict, measure, rounds: int) -> dict:
+def cpu_rounds(servers: dict, measure, rounds: int) -> dict:
     """`measure(server)` for every server, `rounds` times in alternating order; medians."""
     samples: dict = {name: [] for name in servers}
     names = list(servers)
@@ -89,8 +90,8 @@ def layers(size: Size) -> dict:
             servers[label] = layer_server(app, access_log)
         servers["naive Flask generator (reference)"] = naive_gevent()
         count = size.pick(2000, 500, 20)
-        return _rounds(servers, lambda s: _sequential(s, s.url + SHORT, count),
-                       size.pick(7, 3, 1))
+        return cpu_rounds(servers, lambda s: cpu_per_stream(s, s.url + SHORT, count),
+                          size.pick(7, 3, 1))
     finally:
         for server in servers.values():
             stop_soon(server)
@@ -103,20 +104,21 @@ def handshakes(size: Size) -> dict:
         servers["ours, access log off"] = layer_server("full", access_log=False)
         servers["ours"] = layer_server("full")
         count = size.pick(2000, 500, 20)
-        return _rounds(servers, lambda s: _sequential(s, s.url + "/ws/chat", count,
-                                                      "--mode", "ws"), size.pick(7, 3, 1))
+        return cpu_rounds(servers, lambda s: cpu_per_stream(s, s.url + "/ws/chat", count,
+                                                            "--mode", "ws"), size.pick(7, 3, 1))
     finally:
         for server in servers.values():
             stop_soon(server)
 
 
-def profile(size: Size, path: str, *extra: str, top: int = 40, app: str = "full") -> str:
-    """cProfile's tables (by own, then cumulative CPU time) of one worker of `app` serving N
-    requests to `path`, one after another."""
+def profile(size: Size, path: str, *extra: str, top: int = 40, app: str = "full",
+            env: dict[str, str] | None = None) -> str:
+    """cProfile's tables (by own, then cumulative CPU time) of one worker of `app` (with `env`
+    added to its environment) serving N requests to `path`, one after another."""
     count = size.pick(2000, 500, 20)
     with tempfile.TemporaryDirectory() as scratch:
         prefix = str(Path(scratch) / "profile")
-        server = layer_server(app, BENCH_PROFILE=prefix)
+        server = layer_server(app, BENCH_PROFILE=prefix, **(env or {}))
         try:
             loadgen("generations", server.url + path, "--conns", str(count),
                     "--concurrency", "1", *extra)

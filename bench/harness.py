@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,10 +169,14 @@ def serving(factory):
         stop_soon(server)
 
 
+OwnArgs = tuple[str, ...] | Callable[[int], tuple[str, ...]]
+
+
 def burst_rounds(urls: dict[str, str], ideal_ms: float, conns: int, rounds: int, size: Size,
-                 label: str, *extra: str, own: dict[str, tuple[str, ...]] | None = None) -> dict:
+                 label: str, *extra: str, own: dict[str, OwnArgs] | None = None) -> dict:
     """`conns` simultaneous streams to each URL, in `rounds` rounds alternating the URLs;
-    `own` gives a URL load-client arguments of its own (a POST body) after `extra`.
+    `own` gives a URL load-client arguments of its own (a POST body) after `extra`, or a
+    function of the round that returns them (new tokens each round, so no cache answers).
 
     Per URL: the figures of the median round (by first-token p99), and that round's per-stream
     times in `<results>/burst_<label>_<name>.csv` for the plots."""
@@ -180,8 +185,11 @@ def burst_rounds(urls: dict[str, str], ideal_ms: float, conns: int, rounds: int,
     for round_ in range(rounds):
         for name in names if round_ % 2 == 0 else reversed(names):
             raw = size.results / f"burst_{label}_{_slug(name)}_{round_}.csv.tmp"
+            own_args = (own or {}).get(name, ())
+            if callable(own_args):
+                own_args = own_args(round_)
             result = loadgen("generations", urls[name], "--conns", str(conns),
-                             "--raw-out", str(raw), *extra, *(own or {}).get(name, ()))
+                             "--raw-out", str(raw), *extra, *own_args)
             runs[name].append((result, raw))
     figures = {}
     for name, results in runs.items():

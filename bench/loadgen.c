@@ -63,6 +63,8 @@ static struct {
     const char *method, *body, *ws_message, *send_text, *gauge, *ready_file, *raw_out, *stop_file;
     const char *headers[MAX_HEADERS];
     int nheaders;
+    char **conn_headers; /* --header-file: connection i sends line i (cycling) */
+    int nconn_headers;
 } opt;
 
 /* ------------------------------------------------------------------ helpers */
@@ -341,6 +343,13 @@ static void build_request(conn *c) {
     for (int i = 0; i < opt.nheaders; i++) {
         if (strncasecmp(opt.headers[i], "content-type:", 13) == 0) have_ctype = true;
         buf_put(&c->wbuf, &c->wlen, &c->wcap, opt.headers[i], strlen(opt.headers[i]));
+        buf_put(&c->wbuf, &c->wlen, &c->wcap, "\r\n", 2);
+    }
+    if (opt.nconn_headers) {
+        /* Requests are built in the order connections start: the i-th gets line i. */
+        static long built;
+        const char *own = opt.conn_headers[built++ % opt.nconn_headers];
+        buf_put(&c->wbuf, &c->wlen, &c->wcap, own, strlen(own));
         buf_put(&c->wbuf, &c->wlen, &c->wcap, "\r\n", 2);
     }
     if (opt.body && !c->ws) {
@@ -1184,6 +1193,7 @@ static void usage(FILE *f) {
         "  fanout      --conns N --hold S [--ramp-per-sec R] [--ready-file PATH]\n"
         "              [--stop-file PATH (hold ends --grace S after it appears)]\n"
         "common: --method M --body TEXT --header 'K: V' (repeatable) --timeout S (default 60)\n"
+        "        --header-file PATH (one 'K: V' a line; connection i sends line i, cycling)\n"
         "        --grace S (wait for the peer's WS close, default 1)\n"
         "        --nap-us U (sleep after a partial read to batch wakeups; default 200 for\n"
         "                    throughput, 0 elsewhere as it would add to latencies)\n"
@@ -1195,6 +1205,29 @@ static double num_arg(const char *flag, const char *v, double lo) {
     double d = strtod(v, &end);
     if (*end || d < lo) die(2, "bad value for %s", flag);
     return d;
+}
+
+/* Every non-empty line of `path` is a header of its own connection (a token each, say). */
+static void load_header_file(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) die(2, "cannot read --header-file %s", path);
+    char *line = NULL;
+    size_t cap = 0;
+    static int have; /* capacity of opt.conn_headers, across repeated flags */
+    for (ssize_t n; (n = getline(&line, &cap, f)) >= 0;) {
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+        if (n == 0) continue;
+        if (!strchr(line, ':')) die(2, "bad line in --header-file: %s", line);
+        if (opt.nconn_headers == have) {
+            have = have ? have * 2 : 1024;
+            opt.conn_headers = realloc(opt.conn_headers, sizeof(char *) * (size_t)have);
+            if (!opt.conn_headers) die(1, "%s", "out of memory for --header-file");
+        }
+        opt.conn_headers[opt.nconn_headers++] = strdup(line);
+    }
+    free(line);
+    fclose(f);
+    if (!opt.nconn_headers) die(2, "--header-file %s has no header", path);
 }
 
 static void parse_args(int argc, char **argv) {
@@ -1253,7 +1286,8 @@ static void parse_args(int argc, char **argv) {
         else if (!strcmp(a, "--header")) {
             if (opt.nheaders == MAX_HEADERS || !strchr(v, ':')) die(2, "bad --header %s", v);
             opt.headers[opt.nheaders++] = v;
-        } else {
+        } else if (!strcmp(a, "--header-file")) load_header_file(v);
+        else {
             usage(stderr);
             die(2, "unknown option %s", a);
         }

@@ -14,11 +14,11 @@ import os
 import platform
 import time
 
-from bench import connections, fanout, generations, plots, proxy, sse, ws
+from bench import auth, connections, fanout, generations, plots, proxy, sse, ws
 from bench.harness import Size, failures, wait_stopped
 
 SUITES = {"sse": sse, "ws": ws, "proxy": proxy, "fanout": fanout, "connections": connections,
-          "generations": generations}
+          "generations": generations, "auth": auth}
 
 
 def main() -> None:

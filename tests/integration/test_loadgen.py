@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from auth import mint_token
 from testbed.live_server import ROOT
 from tests.support.clients import wait_until
 
@@ -111,3 +112,17 @@ def test_raw_out_has_a_row_per_stream(loadgen, server, tmp_path):
     assert header == "head_ms,first_token_ms,completion_ms"
     assert len(rows) == 4
     assert all(float(row.split(",")[1]) > 0 for row in rows)
+
+
+def test_header_file_gives_each_connection_its_own_line(loadgen, start_server, tmp_path):
+    secret = "loadgen-header-file-secret-of-32-bytes+"
+    server = start_server(env={"AUTH_SECRET": secret})
+    lines = tmp_path / "headers"
+    # A valid token, then a refused one: cycling over 4 connections, two of each.
+    lines.write_text(f"Authorization: Bearer {mint_token(secret, scope=['chat'])}\n"
+                     "Authorization: Bearer not-a-token\n")
+    result = run(loadgen, "generations", "--url",
+                 server.url + "/sse/chat?prompt=own&tokens=2&delay_ms=1", "--conns", "4",
+                 "--header-file", str(lines))
+    assert (result["ok"], result["errors"]) == (2, 2)
+    assert result["error_kinds"] == {"status": 2}
