@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import jwt
 import pytest
@@ -356,23 +357,32 @@ def test_a_websocket_closes_with_4001_at_exp(server):
         ws.shutdown()  # close() leaves the socket open when the server closed first
 
 
-@pytest.mark.parametrize(("name", "accept"), [
-    ("subscribe", "text/event-stream"), ("sse-chat", "text/event-stream"),
-    ("api-chat", "text/event-stream"), ("api-chat", "application/x-ndjson"),
-    ("task-events", "text/event-stream"), ("generation-events", "text/event-stream"),
-    ("tail-log", "text/event-stream")])
-def test_every_stream_ends_with_token_expired_at_exp(server, name, accept):
-    method, path, body = endpoints(server)[name]
-    if name.endswith("chat"):
-        path, body = (path.replace("tokens=2", "tokens=1000&delay_ms=20"),
-                      body and {**body, "tokens": 1000, "delay_ms": 20})
+EVERY_STREAM = [("subscribe", "text/event-stream"), ("sse-chat", "text/event-stream"),
+                ("api-chat", "text/event-stream"), ("api-chat", "application/x-ndjson"),
+                ("task-events", "text/event-stream"), ("generation-events", "text/event-stream"),
+                ("tail-log", "text/event-stream")]
+
+
+def test_every_stream_ends_with_token_expired_at_exp(server):
+    # All at once, each with a token two seconds from its end: two seconds for them all.
+    every = endpoints(server)
     short = token(ttl=2, **ALICE)
+
+    def last_record(name: str, accept: str) -> str:
+        method, path, body = every[name]
+        if name.endswith("chat"):
+            path, body = (path.replace("tokens=2", "tokens=1000&delay_ms=20"),
+                          body and {**body, "tokens": 1000, "delay_ms": 20})
+        with Stream(server.url, path, method=method, body=body,
+                    headers={**bearer(short), "Accept": accept}) as stream:
+            assert stream.status == 200, name
+            tail = stream.read_all()[-300:].decode()
+        separator = "\n" if accept == "application/x-ndjson" else "\n\n"
+        return [record for record in tail.split(separator) if record.strip()][-1]
+
     began = time.monotonic()
-    with Stream(server.url, path, method=method, body=body,
-                headers={**bearer(short), "Accept": accept}) as stream:
-        assert stream.status == 200
-        tail = stream.read_all()[-300:].decode()
+    with ThreadPoolExecutor(len(EVERY_STREAM)) as pool:
+        records = list(pool.map(lambda case: last_record(*case), EVERY_STREAM))
     assert time.monotonic() - began < 2 + GENEROUS
-    separator = "\n" if accept == "application/x-ndjson" else "\n\n"
-    last_record = [record for record in tail.split(separator) if record.strip()][-1]
-    assert '"type":"token_expired"' in last_record, tail
+    for case, record in zip(EVERY_STREAM, records, strict=True):
+        assert '"type":"token_expired"' in record, (case, record)
