@@ -13,15 +13,19 @@ Not part of `make bench`: it needs Go, and nothing is pinned (as the harness's R
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import pstats
 import statistics
 import subprocess
+import tempfile
 import time
 from contextlib import ExitStack
+from pathlib import Path
 
 import requests
 
-from bench.harness import RESULTS, ROOT, start, stop_soon
+from bench.harness import RESULTS, ROOT, cpu_ns, start, stop_soon, worker_pid
 from testbed.live_server import free_port
 
 BUILD = ROOT / "bench" / "build"
@@ -53,24 +57,34 @@ def _load(url: str, upstream: str, *args: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _targets(stack: ExitStack, mock: str) -> dict[str, str]:
-    targets = {"straight to bench-mock": mock}
+def _targets(stack: ExitStack, mock: str) -> dict[str, tuple[str, int | None]]:
+    """Each target's base URL and the PID of its worker (None for bench-mock)."""
+    targets: dict[str, tuple[str, int | None]] = {"straight to bench-mock": (mock, None)}
     for usage in ("on", "off"):
         server = start(pin=False, env={"LOG_LEVEL": "warning", "UPSTREAM_BASE_URL": mock + "/v1",
                                        "PROXY_USAGE": usage, **LIMITS})
         stack.callback(stop_soon, server)
-        targets[f"/v1, usage {usage}"] = server.url
+        targets[f"/v1, usage {usage}"] = (server.url, worker_pid(server))
     return targets
 
 
-def _rounds(targets: dict[str, str], mock: str, rounds: int, tokens: int) -> dict:
+def _burst(url: str, mock: str, pid: int | None) -> dict:
+    """200 streams at once; with a worker's PID, its CPU time per stream (µs) too."""
+    before = cpu_ns(pid) if pid else 0
+    result = _load(url, mock, "--clients", "200", "--tokens", "100", "--delay-ms", "20")
+    if pid:
+        result["worker_cpu_us_per_stream"] = (cpu_ns(pid) - before) / 200 / 1000
+    return result
+
+
+def _rounds(targets: dict, mock: str, rounds: int, tokens: int) -> dict:
     runs: dict = {name: {"burst": [], "one": []} for name in targets}
     names = list(targets)
     for round_ in range(rounds):
         for name in names if round_ % 2 == 0 else reversed(names):
-            runs[name]["burst"].append(_load(targets[name], mock, "--clients", "200",
-                                             "--tokens", "100", "--delay-ms", "20"))
-            runs[name]["one"].append(_load(targets[name], mock, "--clients", "1", "--tokens",
+            url, pid = targets[name]
+            runs[name]["burst"].append(_burst(url, mock, pid))
+            runs[name]["one"].append(_load(url, mock, "--clients", "1", "--tokens",
                                            str(tokens), "--delay-ms", "0", "--warmup", "1"))
     return runs
 
@@ -92,14 +106,59 @@ def _figures(runs: dict) -> dict:
             x["runs"][0]["stream_chunks_per_s"] for x in r["one"]),
         "one_stream_rounds": [x["runs"][0]["stream_chunks_per_s"] for x in r["one"]],
         "complete": [x["runs"][0]["complete"] for x in r["burst"]],
+        **({"worker_cpu_us_per_stream": median(r["burst"], "worker_cpu_us_per_stream")}
+           if "worker_cpu_us_per_stream" in r["burst"][0] else {}),
     } for name, r in runs.items()}
+
+
+GROUPS = {"requests, urllib3, http.client": ("/requests/", "/urllib3/", "/http/client.py"),
+          "gevent": ("/gevent/",), "gunicorn": ("/gunicorn/",),
+          "flask, werkzeug": ("/flask/", "/werkzeug/"),
+          "prometheus_client": ("/prometheus_client/",),
+          "json": ("/json/",), "our llm/": ("/llm/",), "our streaming/": ("/streaming/",)}
+
+
+def profile_burst(mock: str, bursts: int = 3) -> dict:
+    """cProfile (thread CPU time) of one worker relaying `bursts` x 200 streams at once: each
+    module group's share of the worker's own time, and the tables in
+    bench/results/profile_proxy_burst.txt."""
+    with tempfile.TemporaryDirectory() as scratch:
+        prefix = str(Path(scratch) / "profile")
+        server = start(pin=False, config="bench/gunicorn_layers.py",
+                       env={"LOG_LEVEL": "warning", "UPSTREAM_BASE_URL": mock + "/v1",
+                            "BENCH_PROFILE": prefix, **LIMITS})
+        try:
+            for _ in range(bursts):
+                _load(server.url, mock, "--clients", "200", "--tokens", "100", "--delay-ms", "20")
+        finally:
+            server.stop()  # the worker writes its profile as it exits
+        text = io.StringIO()
+        stats = pstats.Stats(*map(str, Path(scratch).glob("profile.*")), stream=text)
+        total = sum(row[2] for row in stats.stats.values())
+        shares = {group: sum(row[2] for (file, _, _), row in stats.stats.items()
+                             if any(part in file for part in parts)) / total
+                  for group, parts in GROUPS.items()}
+        stats.strip_dirs().sort_stats("tottime").print_stats(40)
+        stats.sort_stats("cumulative").print_stats(40)
+    (RESULTS / "profile_proxy_burst.txt").write_text(
+        f"cProfile (thread CPU time) over one worker relaying {bursts} x 200 streams at once "
+        f"from bench-mock (bench/independent_proxy.py)\n" + text.getvalue())
+    return shares
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--one-stream-tokens", type=int, default=100_000)
+    parser.add_argument("--profile", action="store_true",
+                        help="only profile a worker under the 200-stream burst")
     options = parser.parse_args()
+    if options.profile:
+        with ExitStack() as stack:
+            shares = profile_burst(bench_mock(stack))
+        (RESULTS / "profile_proxy_burst.json").write_text(json.dumps(shares, indent=2) + "\n")
+        print(json.dumps(shares, indent=2))
+        return
     with ExitStack() as stack:
         mock = bench_mock(stack)
         targets = _targets(stack, mock)
