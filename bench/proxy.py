@@ -106,10 +106,69 @@ def _fast_runs(results: dict, framing: str, size: Size) -> None:
             results["ours proxy"]["relayed_mb"] = len(direct) * relays / 1e6
 
 
+USAGE_NAMES = ("usage on", "usage off")
+
+
+def _usage_proxies(stack: ExitStack, upstream: str) -> dict[str, str]:
+    """Our proxy with PROXY_USAGE on and off: the `/v1` base of each."""
+    bases = {}
+    for name in USAGE_NAMES:
+        server = start(env={"LOG_LEVEL": "warning", "UPSTREAM_BASE_URL": upstream,
+                            "PROXY_USAGE": name.split()[-1]})
+        stack.callback(stop_soon, server)
+        bases[name] = server.url + "/v1"
+    return bases
+
+
+def _usage_throughput(size: Size) -> dict:
+    """One stream's chunks/s with the usage meter reading every piece, and without it."""
+    with ExitStack() as stack:
+        fast = FastUpstream("event", size.pick(FAST_CHUNKS, FAST_CHUNKS, 2_000))
+        stack.callback(fast.stop)
+        bases = _usage_proxies(stack, fast.url + "/v1")
+        runs: dict = {name: [] for name in USAGE_NAMES}
+        for round_ in range(size.pick(7, 3, 1)):
+            for name in USAGE_NAMES if round_ % 2 == 0 else reversed(USAGE_NAMES):
+                runs[name].append(loadgen(
+                    "throughput", bases[name] + "/chat/completions", "--mode", "sse",
+                    "--method", "POST", "--body", json.dumps(CHAT))["events_per_s"])
+    return {name: {"events_per_s": statistics.median(rounds),
+                   "rounds": [round(r) for r in rounds]} for name, rounds in runs.items()}
+
+
+def _usage_burst(size: Size) -> dict:
+    """200 paced streams through the proxy with usage on and off, the mock as upstream."""
+    with ExitStack() as stack:
+        mock = start(pin=False, env={"LOG_LEVEL": "warning"})
+        stack.callback(stop_soon, mock)
+        bases = _usage_proxies(stack, mock.url + "/mock/v1")
+        return burst_rounds({name: base + "/chat/completions" for name, base in bases.items()},
+                            size.ideal_ms(), size.pick(200, 200, 10), size.pick(5, 3, 1),
+                            size, "proxy_usage", "--mode", "sse", "--method", "POST",
+                            "--body", json.dumps({**CHAT, "max_tokens": size.paced_tokens,
+                                                  "delay_ms": 20}))
+
+
+def usage_overhead(size: Size) -> dict:
+    """What reading usage as events pass costs: on / off of one stream's chunks/s and of the
+    200-stream first-chunk p99 (each the median of alternated rounds)."""
+    throughput, burst = _usage_throughput(size), _usage_burst(size)
+    on, off = USAGE_NAMES
+    return {
+        "throughput": throughput, "generations": burst,
+        "throughput_ratio": throughput[on]["events_per_s"] / throughput[off]["events_per_s"],
+        "first_chunk_p99_ratio": (burst[on]["first_token_ms"]["p99"]
+                                  / burst[off]["first_token_ms"]["p99"]),
+        "first_chunk_p99_rounds_median_ratio": (
+            statistics.median(burst[on]["first_token_p99_rounds"])
+            / statistics.median(burst[off]["first_token_p99_rounds"]))}
+
+
 def run(size: Size) -> dict:
     results: dict = {name: {} for name in NAMES}
     for framing in FRAMINGS:
         _fast_runs(results, framing, size)
+    results["usage"] = usage_overhead(size)
     with ExitStack() as stack:
         mock = start(pin=False, env={"LOG_LEVEL": "warning"})
         stack.callback(stop_soon, mock)
@@ -152,4 +211,17 @@ def table(results: dict) -> str:
          lambda f: (f"{f['rss_growth_kb']} KB ({f['relayed_mb']:.0f} MB)"
                     if "rss_growth_kb" in f else "-")),
     ]
-    return markdown_table(results, rows)
+    proxies = {name: figures for name, figures in results.items() if name in NAMES}
+    return markdown_table(proxies, rows) + "\n\n" + usage_table(results["usage"])
+
+
+def usage_table(usage: dict) -> str:
+    """The usage meter's cost: PROXY_USAGE on beside off, and the ratio."""
+    on, off = (usage["throughput"][name]["events_per_s"] for name in USAGE_NAMES)
+    p99_on, p99_off = (usage["generations"][name]["first_token_ms"]["p99"]
+                       for name in USAGE_NAMES)
+    return "\n".join([
+        "| PROXY_USAGE | on | off | on / off |", "|---|---|---|---|",
+        f"| one stream: chunks/s | {on:,.0f} | {off:,.0f} | {usage['throughput_ratio']:.3f} |",
+        f"| 200 at once: first chunk p99 | {p99_on:.0f} ms | {p99_off:.0f} ms "
+        f"| {usage['first_chunk_p99_ratio']:.3f} |"])
