@@ -22,7 +22,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from llm.keys import ClientKey
 from llm.mock_address import self_base_url
-from llm.relay import Relay
+from llm.relay import Relay, is_event_stream
 from llm.upstream import upstream_target
 from llm.usage import Usage, UsageMeter, UsageRequest, plan_usage
 from llm.wire import OpenAIError
@@ -69,7 +69,7 @@ def relay(path: str):
 
 
 def _meter(usage: UsageRequest, client: ClientKey, response) -> UsageMeter:
-    event_stream = response.headers.get("Content-Type", "").startswith("text/event-stream")
+    event_stream = is_event_stream(response.headers.get("Content-Type", ""))
     shared = services()
 
     def record(used: Usage) -> None:

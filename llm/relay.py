@@ -81,6 +81,11 @@ def end_to_end(headers: Iterable[tuple[str, str]], drop: frozenset[str] | set[st
             and not _NOT_IN_A_FIELD.search(name + value)]
 
 
+def is_event_stream(content_type: str) -> bool:
+    """Whether a Content-Type is `text/event-stream`, whatever its parameters and case."""
+    return content_type.split(";")[0].strip().lower() == "text/event-stream"
+
+
 class RelayFailed(Exception):
     """The upstream body ended badly; `failure` is what the client is told."""
 
@@ -151,7 +156,7 @@ class Relay:
         self.status = response.status_code
         self.headers = end_to_end(raw.headers.items(), RESPONSE_DROP)
         content_type = raw.headers.get("Content-Type", "")
-        event_stream = content_type.split(";")[0].strip().lower() == "text/event-stream"
+        event_stream = is_event_stream(content_type)
         self.format = PassThroughFormat(content_type, event_stream, keepalive)
         encoding = raw.headers.get("Content-Encoding", "identity").strip().lower()
         self._decode = encoding not in ("", "identity")
