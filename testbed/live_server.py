@@ -12,6 +12,7 @@ conftest.py fails the test during which one appeared.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -90,8 +91,9 @@ class LiveServer:
             except requests.RequestException:
                 pass
             time.sleep(0.1)
+        log = self.log()  # stop() removes it
         self.stop()
-        raise RuntimeError(f"server did not answer within {timeout}s:\n{self.log()}")
+        raise RuntimeError(f"server did not answer within {timeout}s:\n{log}")
 
     def blocking_reports(self) -> list[str]:
         """gevent's reports of a greenlet that held the event loop too long, each with the
@@ -148,16 +150,28 @@ class LiveServer:
         return counts
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-            except ProcessLookupError:
-                pass
-        self._log_path.unlink(missing_ok=True)
+        stop_all([self])
+
+    def _signal(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):  # the group is gone already
+            os.killpg(self.process.pid, signum)
+
+
+def stop_all(servers: list[LiveServer], timeout: float = 10.0) -> None:
+    """Stop `servers` together: SIGTERM to every group at once, SIGKILL to any group still
+    there after `timeout`. One at a time, each waits out its graceful timeout in turn."""
+    running = [server for server in servers if server.process.poll() is None]
+    for server in running:
+        server._signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for server in running:
+        try:
+            server.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            server._signal(signal.SIGKILL)
+            server.process.wait(timeout=10)
+    for server in servers:
+        server._log_path.unlink(missing_ok=True)
 
 
 def _monitor_env(max_blocking: float | None) -> dict[str, str]:

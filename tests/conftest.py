@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from app import create_app
-from testbed.live_server import MAX_BLOCKING_SECONDS, LiveServer
+from testbed.live_server import MAX_BLOCKING_SECONDS, LiveServer, stop_all
 from testbed.tls import Certificate, self_signed
 from tests.support.browser import browser, console, page  # noqa: F401  (fixtures of the page tests)
 from tests.support.fakes import RecordingMetrics
@@ -60,8 +60,7 @@ def start_server() -> Iterator[Callable[..., LiveServer]]:
     start.servers = servers  # for loop_never_blocked
     yield start
     reports = [report for server in servers for report in server.blocking_reports()]
-    for server in servers:
-        server.stop()
+    stop_all(servers)
     _fail_if_blocked(reports)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import gevent
@@ -30,11 +31,20 @@ def texts(broker, name: str) -> list[str]:
             if event.event == record.TOKENS for token in record.decode(event, "g")]
 
 
+def until(predicate, timeout: float = 5.0) -> bool:
+    """Yield to the sending greenlet until `predicate()` holds (False after `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        gevent.sleep(0.01)
+    return True
+
+
 def test_tokens_reach_the_copy_at_once_and_the_broker_behind_it(topic):
     assert topic.tokens(0, ["a", "b"]) and topic.tokens(2, ["c"])
     assert texts(topic.local, topic.name) == ["a", "b", "c"]
-    gevent.sleep(0.05)  # the sending greenlet's turn
-    assert texts(topic.broker, topic.name) == ["a", "b", "c"]
+    assert until(lambda: texts(topic.broker, topic.name) == ["a", "b", "c"])
 
 
 def test_a_final_event_goes_out_after_every_queued_token_with_the_same_position(topic):
@@ -53,12 +63,12 @@ def test_an_end_written_elsewhere_stops_the_tokens_and_is_copied_in(topic):
     ended = []
     topic.on_ended = lambda: ended.append(True)
     topic.tokens(0, ["a"])
-    gevent.sleep(0.05)
+    assert until(lambda: texts(topic.broker, topic.name) == ["a"])
     topic.broker.publish_open(topic.name, record.END, record.end_data("cancelled"),
                               final=True, position=AT_END)  # a DELETE on another worker
     topic.tokens(1, ["b"])
-    gevent.sleep(0.05)
-    assert ended == [True] and topic.ended
+    assert until(lambda: topic.ended)
+    assert ended == [True]
     assert topic.local.latest(topic.name)[-1].event == record.END
     assert not topic.tokens(2, ["c"])
 
