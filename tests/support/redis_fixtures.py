@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -31,11 +32,23 @@ def _start_private() -> RedisServer:
     return RedisServer().start()
 
 
+def _own_database(url: str) -> str:
+    """`url` with a database of this test process: pytest-xdist's processes (gw0, gw1, ...)
+    share the server, and a test that counts keys or reads a queue must see only its own."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{int(worker[2:]) + 1}"))
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    """The URL of the run's Redis (TEST_REDIS_URL, else a redis-server of the session)."""
+    """The URL of the run's Redis (TEST_REDIS_URL, else a redis-server of the session), with
+    a database of this test process."""
     url = os.environ.get("TEST_REDIS_URL")
     if url:
+        url = _own_database(url)
         try:
             redis.Redis.from_url(url, socket_timeout=2).ping()
         except redis.RedisError as exc:
@@ -43,7 +56,7 @@ def redis_url() -> Iterator[str]:
         yield url
         return
     server = _start_private()
-    yield server.url
+    yield _own_database(server.url)
     server.remove()
 
 
