@@ -17,6 +17,13 @@ from tests.support.nginx_front import NginxFront
 pytest_plugins = ["tests.support.redis_fixtures"]  # redis_url, private_redis
 
 
+def pytest_collection_modifyitems(items) -> None:
+    # With two processes (pytest-xdist) the run lasts as long as the busier one: a test of
+    # minutes handed out last would run alone while the other process idles. Stable, so each
+    # file's own order stays.
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 @pytest.fixture
 def app():
     return create_app({"TESTING": True})

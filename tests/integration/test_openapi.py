@@ -53,6 +53,7 @@ def test_the_served_document_is_valid_openapi_3_1(server):
         "POST /v1/{path}", "GET /openapi.json"}
 
 
+@pytest.mark.long
 @pytest.mark.timeout(600)
 def test_fuzzing_every_operation_finds_no_5xx_traceback_or_stray_error_shape(start_server,
                                                                              tmp_path):
