@@ -7,14 +7,16 @@ process run with `command()` lives in the namespace and reaches the host only th
 so `down()` (the namespace's end set down) cuts it off silently: no FIN, no RST, its packets and
 the host's simply go nowhere, as when a phone loses its network.
 
-Everything is made and removed by name (`dp<pid>…`), and `destroy()` removes whatever exists
-of it however far `create()` got, so a failed test leaves nothing behind.
+Everything is made and removed by name (`dp<pid>`, its ends `dp<pid>h` and `dp<pid>p`):
+`destroy()` removes whatever exists of it however far `create()` got, so a failed test leaves
+nothing behind, and `create()` first removes what a killed run (a pid now gone) left.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -53,19 +55,47 @@ def free_subnet(seed: int) -> ipaddress.IPv4Network:
     raise RuntimeError(f"no free /30 left in {NETWORK}")
 
 
-class Link:
-    """Namespace `name` and a veth pair to it; `create()` and `destroy()`, or use `with`."""
+_OURS = re.compile(r"dp([0-9]+)")
 
-    def __init__(self, name: str | None = None) -> None:
-        self.name = name or f"dp{os.getpid()}"
-        # Interface names are at most 15 bytes (IFNAMSIZ - 1).
-        self.host_end, self.peer_end = f"{self.name}h"[:15], f"{self.name}p"[:15]
+
+def remove_stale() -> list[str]:
+    """Remove the namespaces (and host ends) of runs that were killed before their cleanup:
+    named `dp<pid>` for a pid no process has any more. Returns their names."""
+    stale = []
+    for line in _ip("netns", "list").stdout.splitlines():
+        name = line.split(" ", 1)[0]
+        match = _OURS.fullmatch(name)
+        if match is None:
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)
+        except ProcessLookupError:
+            _remove(name)
+            stale.append(name)
+        except PermissionError:  # alive, someone else's
+            pass
+    return stale
+
+
+def _remove(name: str) -> None:
+    _ip("netns", "delete", name, check=False)
+    _ip("link", "delete", f"{name}h"[:15], check=False)
+
+
+class Link:
+    """Namespace `dp<pid>` and a veth pair to it; `create()` and `destroy()`, or use `with`."""
+
+    def __init__(self) -> None:
+        self.name = f"dp{os.getpid()}"
+        # Interface names are at most 15 bytes (IFNAMSIZ - 1): "dp" + a pid of 7 digits + 1.
+        self.host_end, self.peer_end = f"{self.name}h", f"{self.name}p"
         subnet = free_subnet(os.getpid())
         first, second = list(subnet.hosts())
         self.host_address, self.peer_address = str(first), str(second)
         self.prefix = subnet.prefixlen
 
     def create(self) -> Link:
+        remove_stale()
         self.destroy()  # a namespace of this name left by a killed run
         _ip("netns", "add", self.name)
         _ip("link", "add", self.host_end, "type", "veth", "peer", "name", self.peer_end,
@@ -79,7 +109,8 @@ class Link:
         return self
 
     def command(self, argv: Sequence[str]) -> list[str]:
-        """`argv` as a command that runs inside the namespace."""
+        """`argv` as a command that runs inside the namespace. Stop such processes before
+    `destroy()`: a namespace lives on while a process is in it."""
         return ["ip", "netns", "exec", self.name, *argv]
 
     def down(self) -> None:
@@ -88,8 +119,7 @@ class Link:
 
     def destroy(self) -> None:
         """Remove the namespace (its end of the pair goes with it) and the host's end."""
-        _ip("netns", "delete", self.name, check=False)
-        _ip("link", "delete", self.host_end, check=False)
+        _remove(self.name)
 
     def __enter__(self) -> Link:
         try:
