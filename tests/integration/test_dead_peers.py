@@ -9,13 +9,16 @@ counted in `stream_disconnects_total`, for SSE, NDJSON and WebSocket alike; stre
 in flight (TCP_USER_TIMEOUT's case) and idle ones (the keepalive probes' case) both. A client
 that is quiet but alive stays.
 
-Needs root and iproute2's `ip`; skips without them unless REQUIRE_NETNS=1 (CI), then fails.
+Those need root and iproute2's `ip`; they skip without them unless REQUIRE_NETNS=1 (CI), then
+fail. The first test needs neither: the kernel's keepalive timer on the server's side of a
+connection to a default server shows the setting reached every accepted socket.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +28,7 @@ from contextlib import contextmanager
 
 import pytest
 
+from serving.dead_peers import keepalive
 from testbed import netns
 from testbed.live_server import ROOT, LiveServer
 from tests.support.clients import metric, wait_until
@@ -122,6 +126,32 @@ def _active(server: LiveServer) -> dict[str, float]:
 
 def _disconnects(server: LiveServer) -> dict[str, float]:
     return {t: metric(server.url, "stream_disconnects_total", transport=t) for t in TRANSPORTS}
+
+
+USER_HZ = 100  # the clock ticks /proc/net/tcp counts timers in (jiffies_delta_to_clock_t)
+KEEPALIVE_TIMER = 2  # /proc/net/tcp's "tr": 1 retransmit, 2 keepalive (net/ipv4/tcp_ipv4.c)
+
+
+def _server_side_timer(server_port: int, client_port: int) -> tuple[int, float] | None:
+    """(timer kind, seconds until it fires) of the server's socket of a loopback connection."""
+    with open("/proc/net/tcp") as table:
+        for line in table.read().splitlines()[1:]:
+            fields = line.split()
+            local, remote = (int(f.rsplit(":", 1)[1], 16) for f in fields[1:3])
+            if (local, remote) == (server_port, client_port):
+                kind, when = fields[5].split(":")
+                return int(kind, 16), int(when, 16) / USER_HZ
+    return None
+
+
+def test_every_accepted_connection_has_the_keepalive_timer_of_the_default_setting(server):
+    # `server` runs the defaults: DEAD_PEER_SECONDS 45. Without it the timer is off (kind 0).
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as client:
+        client_port = client.getsockname()[1]
+        wait_until(lambda: _server_side_timer(server.port, client_port) is not None, 5)
+        kind, seconds = _server_side_timer(server.port, client_port)
+    idle = keepalive(45)[0]
+    assert kind == KEEPALIVE_TIMER and 0 < seconds <= idle, (kind, seconds)
 
 
 @pytest.mark.parametrize("reuse_port", ["1", "0"], ids=["reuse-port", "shared-socket"])
