@@ -51,6 +51,15 @@ def _seconds_or_zero(key: str, raw: str) -> float:
     return 0.0 if _NUMBER.fullmatch(raw) and float(raw) == 0 else _seconds(key, raw)
 
 
+def _dead_peer_seconds(key: str, raw: str) -> int:
+    """Whole seconds (the kernel's keepalive timers count in them), 0 for off; at least 2 (one
+    second idle, one probe out) and at most TCP_KEEPIDLE's 32767 (serving/dead_peers.py)."""
+    value = _int(0)(key, raw)
+    if value and not 2 <= value <= 32767:
+        raise ConfigError(f"{key} must be 0 (off) or 2..32767 whole seconds, got {raw!r}")
+    return value
+
+
 def _choice(*allowed: str) -> Callable[[str, str], str]:
     def parse(key: str, raw: str) -> str:
         if raw not in allowed:
@@ -329,6 +338,8 @@ SERVER_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     # Peers whose X-Forwarded-For/-Proto are believed: the reverse proxy only (gunicorn's default).
     "FORWARDED_ALLOW_IPS": (_networks, "127.0.0.1,::1"),
     "REUSE_PORT": (_flag, "1"),
+    # A peer that acknowledges nothing this long is gone: its stream ends (serving/dead_peers.py).
+    "DEAD_PEER_SECONDS": (_dead_peer_seconds, "45"),
 }
 
 

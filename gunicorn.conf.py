@@ -156,7 +156,12 @@ def post_fork(server, worker):
 
     from gevent.monkey import MonkeyPatchWarning
 
+    from serving import dead_peers
+
     warnings.simplefilter("error", MonkeyPatchWarning)
+    # Peers that vanish without a FIN or RST: set on the listeners, inherited by every accepted
+    # socket (with REUSE_PORT the worker's own listeners exist by now: gunicorn's spawn_worker).
+    dead_peers.apply(worker.sockets, _server["DEAD_PEER_SECONDS"])
 
 
 def post_worker_init(worker):

@@ -38,9 +38,9 @@ _REPORT_START = "=" * 80  # gevent/_tracer.py, did_block_hub_report
 _BLOCKED = "appears to be blocked"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
@@ -51,11 +51,15 @@ class LiveServer:
                  args: tuple[str, ...] = (), config: str | None = "gunicorn.conf.py",
                  ready_path: str = "/healthz",
                  max_blocking: float | None = MAX_BLOCKING_SECONDS,
-                 tls: Certificate | None = None, port: int | None = None) -> None:
+                 tls: Certificate | None = None, port: int | None = None,
+                 host: str = "127.0.0.1") -> None:
         """`max_blocking`: seconds for gevent's blocking monitor, None to run without it (the
-        benchmarks: its tracer hooks every greenlet switch)."""
-        self.port = port or free_port()  # a given port: a server taking over from a stopped one
-        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        benchmarks: its tracer hooks every greenlet switch). `host`: the address it binds, a
+        loopback one unless a test made another (testbed/netns.py)."""
+        self.port = port or free_port(host)  # a given port: a server taking over from a stopped one
+        self.host = host
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"{'https' if tls else 'http'}://{shown}:{self.port}"
         # Served over TLS with `tls`; the readiness check trusts that certificate alone.
         self._verify: str | bool = str(tls.cert) if tls else True
         if tls:
@@ -65,12 +69,12 @@ class LiveServer:
         self._log_checked = 0  # bytes of the log blocking_reports() has looked at
         if max_blocking is not None and config == "gunicorn.conf.py":
             config = MONITORED_CONFIG
-        full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port),
+        full_env = {**os.environ, "HOST": host, "PORT": str(self.port),
                     "GRACEFUL_TIMEOUT": "2", **_monitor_env(max_blocking),
                     **(env or {})}
         full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.ready_path = ready_path
-        config_args = ["-c", config] if config else ["-b", f"127.0.0.1:{self.port}"]
+        config_args = ["-c", config] if config else ["-b", f"{shown}:{self.port}"]
         command = [sys.executable, "-m", "gunicorn", *config_args, *args, app]
         self.process = subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=descriptor,
                                         stderr=subprocess.STDOUT, start_new_session=True)
