@@ -83,7 +83,9 @@ class LiveServer:
     def log(self) -> str:
         return self._log_path.read_text(errors="replace")
 
-    def wait_ready(self, timeout: float = 20.0) -> LiveServer:
+    def wait_ready(self, timeout: float = 60.0) -> LiveServer:
+        """Wait until the server answers. A worker boots in about a second, but on a machine
+        shared with other runs (load average 20 on 2 cores) it took over 20 s."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -126,9 +126,14 @@ def test_a_worker_that_stops_on_purpose_leaves_presence_at_once(start_server, re
     server = start_server(env={"REDIS_URL": redis_url, "HEARTBEAT_SECONDS": "60"})
     channel = new_channel()
     streams = open_subscriptions(server.url, channel, 3)
-    wait_for_presence(server.url, channel, subscribers(3), timeout=10)
-    (worker,) = server.worker_pids()
-    os.kill(worker, signal.SIGTERM)
-    wait_until(lambda: server.worker_pids() not in ([], [worker]), timeout=20)
-    wait_for_presence(server.url, channel, subscribers(0), timeout=5)
-    close_all(streams)
+    try:
+        wait_for_presence(server.url, channel, subscribers(3), timeout=10)
+        (worker,) = server.worker_pids()
+        os.kill(worker, signal.SIGTERM)
+        wait_until(lambda: server.worker_pids() not in ([], [worker]), timeout=20)
+        # Its replacement binds its own socket once forked (REUSE_PORT=1, docs/deploying.md):
+        # until then, nothing listens.
+        server.wait_ready()
+        wait_for_presence(server.url, channel, subscribers(0), timeout=5)
+    finally:
+        close_all(streams)
