@@ -1,8 +1,9 @@
 """The embedded broker: topics in this process's memory, delivered from the publishing greenlet.
 
 Correct within one process, and only there: with several gunicorn workers each has its own
-topics, so set REDIS_URL (the server warns at start). Nothing here blocks or switches, so a
-publish is appended and delivered to every local subscriber before anything else runs.
+topics, so set REDIS_URL (the server warns at start). Nothing here blocks or switches: a
+publish is appended, then handed to the topic's local subscribers, at once when they are few,
+else a slice per turn of the loop (`fanout.py`).
 
 History survives nothing: after a restart an id from before it is "older than the retained
 history" (`trimmed_after` compares with the broker's birth), so a resuming client gets a reset.
