@@ -75,6 +75,12 @@ class Broker(ABC):
         """Append an event (`data` is JSON text) and deliver it; returns its id."""
 
     @abstractmethod
+    def publish_many(self, topic: str, events: Sequence[tuple[str, str]]) -> list[str]:
+        """Append `events` (pairs of event type and JSON data text) atomically and in order,
+        and deliver them together; returns their ids in order. The Redis backend sends them
+        in one round trip (MULTI/EXEC)."""
+
+    @abstractmethod
     def publish_open(self, topic: str, event: str, data: str, *, final: bool = False,
                      unless_leased: str | None = None,
                      retain_seconds: float | None = None,

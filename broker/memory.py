@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Sequence
 from itertools import islice
 
 from streaming.mailbox import Mailbox
@@ -63,6 +64,13 @@ class MemoryBroker(Broker):
     def publish(self, topic: str, event: str, data: str) -> str:
         return self._append(self._topic(topic), topic, event, data, final=False)
 
+    def publish_many(self, topic: str, events: Sequence[tuple[str, str]]) -> list[str]:
+        state = self._topic(topic)
+        items = [self._store(state, event, data, False) for event, data in events]
+        self._fanout.deliver(topic, items)  # one hand-over: one wake-up per subscriber
+        self._sweep()
+        return [item.id for item in items]
+
     def _state(self, name: str) -> _Topic | None:
         """The topic, unless it is past its retention (forgotten, though not yet swept)."""
         topic = self._topics.get(name)
@@ -92,14 +100,20 @@ class MemoryBroker(Broker):
 
     def _append(self, state: _Topic, topic: str, event: str, data: str, final: bool,
                 key: Key | None = None) -> str:
+        item = self._store(state, event, data, final, key)
+        self._fanout.deliver(topic, [item])
+        self._sweep()
+        return item.id
+
+    @staticmethod
+    def _store(state: _Topic, event: str, data: str, final: bool,
+               key: Key | None = None) -> Event:
         key = state.last = key or next_key(state.last)
         if len(state.events) == state.events.maxlen:
             state.max_deleted = state.events[0].key
         item = Event(format_id(key), event, data, final)
         state.events.append(item)
-        self._fanout.deliver(topic, [item])
-        self._sweep()
-        return item.id
+        return item
 
     def _sweep(self) -> None:
         now = time.monotonic()
