@@ -63,7 +63,7 @@ class Fanout:
     """Topic → the mailboxes following it. Shared by a process's greenlets; never blocks."""
 
     __slots__ = ("_continuing", "_flush_delay", "_flush_timer", "_flushing", "_held",
-                 "_queue", "_slice", "_topics", "_unfinished", "handed_over")
+                 "_queue", "_slice", "_topics", "_unfinished", "handed_over", "overflows")
 
     def __init__(self, flush_delay: float | None = FLUSH_DELAY,
                  slice_size: int = SLICE_SIZE) -> None:
@@ -80,6 +80,8 @@ class Fanout:
         self._continuing = False  # a callback to continue the queue is scheduled
         self.handed_over = 0
         """Events put into mailboxes so far (events times mailboxes), for the broker metrics."""
+        self.overflows = 0
+        """Mailboxes removed after they overflowed, for the broker metrics."""
 
     def add(self, topic: str, mailbox: Mailbox) -> bool:
         """Follow `topic` with `mailbox`; True if no mailbox followed it before."""
@@ -96,6 +98,8 @@ class Fanout:
         if mailboxes is None or mailbox not in mailboxes:
             return False
         mailboxes.discard(mailbox)
+        if mailbox.overflowed:  # counted here, once, rather than on the delivery path
+            self.overflows += 1
         if mailboxes:
             return False
         del self._topics[topic]

@@ -18,7 +18,7 @@ from itertools import islice
 
 from streaming.mailbox import Mailbox
 
-from .base import AT_END, Broker
+from .base import AT_END, EACH, IF_APPENDED, ONE, Broker, timed_publish
 from .events import ZERO, Event, Key, format_id, next_key
 from .fanout import FLUSH_DELAY, Fanout
 from .presence import Presence
@@ -49,7 +49,7 @@ class MemoryBroker(Broker):
                  flush_delay: float | None = FLUSH_DELAY) -> None:
         super().__init__(history, queue_size)
         self._topics: dict[str, _Topic] = {}
-        self._fanout = Fanout(flush_delay)
+        self._fanout = self.fanout = Fanout(flush_delay)
         self.presence = Presence()
         self._leases: dict[str, float] = {}
         self._born = next_key(ZERO)
@@ -61,9 +61,11 @@ class MemoryBroker(Broker):
             topic = self._topics[name] = _Topic(self.history, self._born)
         return topic
 
+    @timed_publish(ONE)
     def publish(self, topic: str, event: str, data: str) -> str:
         return self._append(self._topic(topic), topic, event, data, final=False)
 
+    @timed_publish(EACH)
     def publish_many(self, topic: str, events: Sequence[tuple[str, str]]) -> list[str]:
         state = self._topic(topic)
         items = [self._store(state, event, data, False) for event, data in events]
@@ -80,6 +82,7 @@ class MemoryBroker(Broker):
             return None
         return topic
 
+    @timed_publish(IF_APPENDED)
     def publish_open(self, topic: str, event: str, data: str, *, final: bool = False,
                      unless_leased: str | None = None,
                      retain_seconds: float | None = None,
