@@ -15,6 +15,7 @@ happens: one counter and one histogram write.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from gevent import get_hub
@@ -71,11 +72,21 @@ class BrokerMetrics:
         self._publish_seconds.observe(seconds)
 
     def start(self) -> None:
-        """Write the fan-out's counts once a second from this thread's loop, which the timer
-        does not keep alive."""
-        if self._timer is None:
-            self._timer = get_hub().loop.timer(INTERVAL, INTERVAL, ref=False)
-            self._timer.start(self.write)
+        """Write the fan-out's counts once a second from this thread's loop. The timer keeps
+        neither the loop nor this object alive: it stops once the app that holds it is gone
+        (tests build many apps)."""
+        if self._timer is not None:
+            return
+        timer = self._timer = get_hub().loop.timer(INTERVAL, INTERVAL, ref=False)
+        alive = weakref.ref(self)
+
+        def tick() -> None:
+            metrics = alive()
+            if metrics is None:
+                timer.close()
+            else:
+                metrics.write()
+        timer.start(tick)
 
     def stop(self) -> None:
         timer, self._timer = self._timer, None

@@ -165,3 +165,30 @@ def test_subscribers_joining_while_a_delivery_is_sliced_get_every_event_once():
     broker.publish("t", "tick", "2")  # waits behind "1"'s delivery; late is in it
     assert drain(late) == ["2"]
     assert all(drain(w) == ["1", "2"] for w in watchers)
+
+
+def test_broker_metrics_write_the_fanouts_counts_once_a_second():
+    from prometheus_client import CollectorRegistry
+
+    from broker.metrics import INTERVAL, BrokerMetrics
+
+    registry = CollectorRegistry()
+    broker = MemoryBroker(100, 1000)
+    metrics = BrokerMetrics(broker, registry)
+    metrics.start()
+    subscription = broker.subscribe("t")
+    assert subscription.get(0) is None
+    broker.publish_many("t", [("tick", "1"), ("tick", "2")])
+
+    def value(name: str) -> float:
+        return registry.get_sample_value(name, {"backend": "memory"}) or 0.0
+
+    assert value("broker_published_total") == 2  # as it happens
+    assert value("broker_publish_seconds_count") == 1
+    assert value("broker_delivered_total") == 0  # not yet written
+    gevent.sleep(INTERVAL * 1.5)
+    assert value("broker_delivered_total") == 2 and value("broker_subscribers") == 1
+    subscription.close()
+    metrics.write()
+    assert value("broker_subscribers") == 0
+    metrics.stop()
