@@ -114,7 +114,7 @@ class MemoryBroker(Broker):
         key = state.last = key or next_key(state.last)
         if len(state.events) == state.events.maxlen:
             state.max_deleted = state.events[0].key
-        item = Event(format_id(key), event, data, final)
+        item = Event(format_id(key), event, data, final, key)
         state.events.append(item)
         return item
 
