@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from auth import TokenVerifier, patterns
 from broker import Broker, make_broker
+from broker.metrics import BrokerMetrics
 from channels import Channels
 from generation.backends import Backend
 from generation.demo_backend import DemoBackend
@@ -70,6 +71,9 @@ class Services:
         broker = make_broker(settings["REDIS_URL"], settings["CHANNEL_HISTORY"],
                              settings["SUBSCRIBER_QUEUE"], settings["FANOUT_FLUSH_MS"],
                              settings["HEARTBEAT_SECONDS"])
+        broker_metrics = BrokerMetrics(broker, metrics.registry)
+        metrics.on_scrape(broker_metrics.write)
+        broker_metrics.start()
         keys = ClientKeys.from_settings(settings)
         upstream = _upstream(settings, keys, metrics.registry)
         lifetimes = Lifetimes(settings["STREAM_MAX_AGE_SECONDS"])

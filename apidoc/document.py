@@ -11,7 +11,7 @@ or a JSON error without it. The message protocol after the upgrade is in docs/ap
 
 from __future__ import annotations
 
-from channels.service import CHANNEL_NAME_MAX, EVENT_NAME_MAX, NAME_CHARACTERS
+from channels.service import CHANNEL_NAME_MAX, EVENT_NAME_MAX, MAX_BATCH_EVENTS, NAME_CHARACTERS
 from generation.params import DELAY_MS_MAX
 from logtail.source import OFFSET_MAX_DIGITS, TAIL_DEFAULT, TAIL_MAX
 from tasks import STEP_MS_DEFAULT, STEP_MS_MAX, STEPS_DEFAULT, STEPS_MAX
@@ -137,9 +137,15 @@ def _broker_paths() -> dict:
         "subjects": {"type": "array", "items": {"type": "string"}}}}
     task = {"name": "task_id", "in": "path", "required": True,
             "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
-    publish = {"type": "object", "required": ["data"], "properties": {
+    one_event = {"type": "object", "required": ["data"], "properties": {
         "event": {"type": "string", "pattern": f"^{NAME_CHARACTERS}{{1,{EVENT_NAME_MAX}}}$"},
         "data": {"description": "Any JSON value."}}}
+    batch = {"type": "object", "required": ["events"], "additionalProperties": False,
+             "properties": {"events": {"type": "array", "items": one_event, "minItems": 1,
+                                       "maxItems": MAX_BATCH_EVENTS}}}
+    publish = {"oneOf": [{**one_event, "not": {"required": ["events"]}}, batch]}
+    published = {"oneOf": [{"type": "object", "required": ["id"]},
+                           {"type": "object", "required": ["ids"]}]}
     start = {"type": "object", "properties": {
         "steps": or_null(integer_schema("Steps of the demo task.", 1, STEPS_MAX,
                                         STEPS_DEFAULT)),
@@ -159,11 +165,12 @@ def _broker_paths() -> dict:
             "responses": {"200": json_content(headcount, "The channel's presence."),
                           **errors(400, 503)}}},
         "/api/channels/{name}": {"post": {
-            "summary": "Publish an event (Bearer PUBLISH_TOKEN, or a loopback client).",
+            "summary": "Publish an event, or a batch of events at once (Bearer "
+                       "PUBLISH_TOKEN, or a loopback client).",
             "parameters": [channel],
             "requestBody": {"required": True, "content": {JSON: {"schema": publish}}},
-            "responses": {"202": json_content({"type": "object", "required": ["id"]},
-                                              "Published: the event's id."),
+            "responses": {"202": json_content(published, "Published: the event's id, or the "
+                                                         "batch's ids in order."),
                           **errors(400, 401, 403, 413, 415, 503)}}},
         "/api/tasks": {"post": {
             "summary": "Start a demo task.",

@@ -1,5 +1,6 @@
-"""Broadcast channels: `GET /sse/channels/<name>[?presence=1]`, `POST /api/channels/<name>`,
-`GET /api/channels/<name>/presence`, and the `flask publish CHANNEL EVENT JSON` command."""
+"""Broadcast channels: `GET /sse/channels/<name>[?presence=1]`, `POST /api/channels/<name>`
+(one event, or a batch: `{"events": [...]}`), `GET /api/channels/<name>/presence`, and the
+`flask publish CHANNEL EVENT JSON` command."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from broker import BrokerUnavailable, EventFormat
-from channels import MAX_DATA_BYTES, Channels, DataTooLarge
+from channels import Channels, DataTooLarge
 from http_policy.json_body import InvalidJSON, parse_json
 from http_policy.validation import InvalidParameter, flag
 from services import services
@@ -23,8 +24,9 @@ from .responses import encoded_sse_response
 
 bp = Blueprint("channels", __name__, cli_group=None)
 
-# Room for the event name and the JSON around the data; a larger body is refused unread.
-PUBLISH_BODY_LIMIT = 2 * MAX_DATA_BYTES
+PUBLISH_BODY_LIMIT = 1024 * 1024
+"""A publish's body, one event or a batch; a larger one is refused unread. Each event's data
+is limited on its own (channels.MAX_DATA_BYTES)."""
 
 
 def _channels() -> Channels:
@@ -54,12 +56,19 @@ def publish(name: str):
     except RequestEntityTooLarge:
         raise ApiError(413, "payload_too_large",
                        f"the request body is limited to {PUBLISH_BODY_LIMIT} bytes") from None
-    if "data" not in body:
-        raise InvalidParameter("data", "data is required (any JSON value)")
     try:
+        if "events" in body:  # a batch: {"events": [{"event": ..., "data": ...}, ...]}
+            if body.keys() != {"events"}:
+                raise InvalidParameter("events", "a batch has events alone, without data or "
+                                                 "event beside them")
+            if not isinstance(body["events"], list):
+                raise InvalidParameter("events", "events must be a list of events")
+            return jsonify(ids=_channels().publish_many(name, body["events"])), 202
+        if "data" not in body:
+            raise InvalidParameter("data", "data is required (any JSON value)")
         event_id = _channels().publish(name, body.get("event", "message"), body["data"])
     except DataTooLarge as exc:
-        raise ApiError(413, "payload_too_large", str(exc), "data") from None
+        raise ApiError(413, "payload_too_large", str(exc), exc.param) from None
     return jsonify(id=event_id), 202
 
 

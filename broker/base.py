@@ -8,15 +8,21 @@ are named flags with a time to live, so a dead process's work can be told from a
 
 from __future__ import annotations
 
+import functools
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from streaming.mailbox import Mailbox
 
 from .events import Event, Key
+from .fanout import Fanout
 from .presence import Attendance, Presence
 from .subscription import Subscription
+
+Method = TypeVar("Method", bound=Callable[..., Any])
 
 AT_END = -1
 """The `position` of a topic's last event (`publish_open`)."""
@@ -43,6 +49,32 @@ class Lease:
     seconds: float
 
 
+def timed_publish(count: Callable[[Any], int]) -> Callable[[Method], Method]:
+    """Decorates a backend's publish method: tells `Broker.on_publish`, if set, how many
+    events `count(result)` says it appended and how long it took."""
+    def decorate(method: Method) -> Method:
+        @functools.wraps(method)
+        def publish(self: Broker, *args: Any, **kwargs: Any) -> Any:
+            report = self.on_publish
+            if report is None:
+                return method(self, *args, **kwargs)
+            began = time.perf_counter()
+            result = method(self, *args, **kwargs)
+            report(count(result), time.perf_counter() - began)
+            return result
+        return publish  # type: ignore[return-value]
+    return decorate
+
+
+ONE, EACH, IF_APPENDED = (lambda _: 1), len, (lambda result: int(result is not None))
+"""What `timed_publish` counts: publish, publish_many, publish_open."""
+
+
+def appended(results: list[str | None]) -> int:
+    """What `timed_publish` counts of an `apply`: the appends made."""
+    return sum(result is not None for result in results)
+
+
 class Broker(ABC):
     """Publish to and subscribe to topics. Every method may be called from any greenlet.
 
@@ -55,6 +87,10 @@ class Broker(ABC):
     """Whether other processes (workers, instances, jobs) see the same topics."""
     presence: Presence
     """Who subscribes to each topic (`presence.py`): this process's, or every process's."""
+    fanout: Fanout
+    """This process's subscribers' mailboxes, by topic, and its delivery counts."""
+    on_publish: Callable[[int, float], None] | None = None
+    """Told of each publish call: events appended, seconds taken (`metrics.py`)."""
 
     def __init__(self, history: int, queue_size: int) -> None:
         if history < 1 or queue_size < 1:
@@ -73,6 +109,12 @@ class Broker(ABC):
     @abstractmethod
     def publish(self, topic: str, event: str, data: str) -> str:
         """Append an event (`data` is JSON text) and deliver it; returns its id."""
+
+    @abstractmethod
+    def publish_many(self, topic: str, events: Sequence[tuple[str, str]]) -> list[str]:
+        """Append `events` (pairs of event type and JSON data text) atomically and in order,
+        and deliver them together; returns their ids in order. The Redis backend sends them
+        in one round trip (MULTI/EXEC)."""
 
     @abstractmethod
     def publish_open(self, topic: str, event: str, data: str, *, final: bool = False,

@@ -61,11 +61,13 @@ class Event:
     event: str
     data: str
     final: bool = False
-    key: Key = field(init=False, repr=False, compare=False)
+    key: Key = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+    """Parsed from `id` unless given (a broker that made the id has it already)."""
     wire: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "key", parse_id(self.id))
+        if self.key is None:
+            object.__setattr__(self, "key", parse_id(self.id))
         # Built here, once, for every subscriber. Data is JSON text, normally one line.
         text = f"id: {self.id}\nevent: {self.event}\n{data_field(self.data)}\n"
         object.__setattr__(self, "wire", text.encode())

@@ -1,8 +1,9 @@
 """The embedded broker: topics in this process's memory, delivered from the publishing greenlet.
 
 Correct within one process, and only there: with several gunicorn workers each has its own
-topics, so set REDIS_URL (the server warns at start). Nothing here blocks or switches, so a
-publish is appended and delivered to every local subscriber before anything else runs.
+topics, so set REDIS_URL (the server warns at start). Nothing here blocks or switches: a
+publish is appended, then handed to the topic's local subscribers, at once when they are few,
+else a slice per turn of the loop (`fanout.py`).
 
 History survives nothing: after a restart an id from before it is "older than the retained
 history" (`trimmed_after` compares with the broker's birth), so a resuming client gets a reset.
@@ -12,11 +13,12 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Sequence
 from itertools import islice
 
 from streaming.mailbox import Mailbox
 
-from .base import AT_END, Broker
+from .base import AT_END, EACH, IF_APPENDED, ONE, Broker, timed_publish
 from .events import ZERO, Event, Key, format_id, next_key
 from .fanout import FLUSH_DELAY, Fanout
 from .presence import Presence
@@ -47,7 +49,7 @@ class MemoryBroker(Broker):
                  flush_delay: float | None = FLUSH_DELAY) -> None:
         super().__init__(history, queue_size)
         self._topics: dict[str, _Topic] = {}
-        self._fanout = Fanout(flush_delay)
+        self._fanout = self.fanout = Fanout(flush_delay)
         self.presence = Presence()
         self._leases: dict[str, float] = {}
         self._born = next_key(ZERO)
@@ -59,8 +61,17 @@ class MemoryBroker(Broker):
             topic = self._topics[name] = _Topic(self.history, self._born)
         return topic
 
+    @timed_publish(ONE)
     def publish(self, topic: str, event: str, data: str) -> str:
         return self._append(self._topic(topic), topic, event, data, final=False)
+
+    @timed_publish(EACH)
+    def publish_many(self, topic: str, events: Sequence[tuple[str, str]]) -> list[str]:
+        state = self._topic(topic)
+        items = [self._store(state, event, data, False) for event, data in events]
+        self._fanout.deliver(topic, items)  # one hand-over: one wake-up per subscriber
+        self._sweep()
+        return [item.id for item in items]
 
     def _state(self, name: str) -> _Topic | None:
         """The topic, unless it is past its retention (forgotten, though not yet swept)."""
@@ -71,6 +82,7 @@ class MemoryBroker(Broker):
             return None
         return topic
 
+    @timed_publish(IF_APPENDED)
     def publish_open(self, topic: str, event: str, data: str, *, final: bool = False,
                      unless_leased: str | None = None,
                      retain_seconds: float | None = None,
@@ -91,14 +103,20 @@ class MemoryBroker(Broker):
 
     def _append(self, state: _Topic, topic: str, event: str, data: str, final: bool,
                 key: Key | None = None) -> str:
-        key = state.last = key or next_key(state.last)
-        if len(state.events) == state.events.maxlen:
-            state.max_deleted = state.events[0].key
-        item = Event(format_id(key), event, data, final)
-        state.events.append(item)
+        item = self._store(state, event, data, final, key)
         self._fanout.deliver(topic, [item])
         self._sweep()
         return item.id
+
+    @staticmethod
+    def _store(state: _Topic, event: str, data: str, final: bool,
+               key: Key | None = None) -> Event:
+        key = state.last = key or next_key(state.last)
+        if len(state.events) == state.events.maxlen:
+            state.max_deleted = state.events[0].key
+        item = Event(format_id(key), event, data, final, key)
+        state.events.append(item)
+        return item
 
     def _sweep(self) -> None:
         now = time.monotonic()

@@ -24,6 +24,7 @@ connects again, waiting longer after each failure, once a subscriber wants it.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import gevent
@@ -54,6 +55,13 @@ def entry_event(entry: tuple[str, dict[str, str]]) -> Event:
                  fields.get("f") == "1")
 
 
+def _lag(reply: list) -> float:
+    """Seconds from the newest entry's id (Redis's clock) to now (this machine's), 0 if none."""
+    newest = max((int(entries[-1][0].partition("-")[0]) for _, entries in reply if entries),
+                 default=0)
+    return max(0.0, time.time() - newest / 1000) if newest else 0.0
+
+
 class StreamReader:
     """Follows topics for this process's subscriptions; `follow`/`unfollow` from any greenlet.
 
@@ -81,6 +89,8 @@ class StreamReader:
         self._reads = 0
         self._unblocked = 0
         self._greenlet: gevent.Greenlet | None = None
+        self.lag_seconds = 0.0  # behind the newest entry of the last read (broker metrics)
+        self.reconnects = 0
 
     def follow(self, topic: str, mailbox: Mailbox) -> None:
         """Deliver `topic`'s next events to `mailbox`. Blocks on Redis for a new topic."""
@@ -135,12 +145,14 @@ class StreamReader:
                 else:
                     log.exception("Redis reader failed; starting again in %.1f s", delay)
                 self._drop_client()
+                self.reconnects += 1
                 self._cursors.clear()
                 self.fanout.fail_all(BROKER_ERROR)
                 gevent.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
                 continue
             delay = BACKOFF_FIRST
+            self.lag_seconds = _lag(reply)
             for key, entries in reply:
                 self._deliver(key[self._prefix_length:], [entry_event(e) for e in entries])
 

@@ -31,7 +31,17 @@ from redis.retry import Retry
 
 from streaming.mailbox import Mailbox
 
-from .base import AT_END, Append, Broker, Lease
+from .base import (
+    AT_END,
+    EACH,
+    IF_APPENDED,
+    ONE,
+    Append,
+    Broker,
+    Lease,
+    appended,
+    timed_publish,
+)
 from .events import Event, Key, format_id, parse_id
 from .fanout import FLUSH_DELAY
 from .presence import HEARTBEAT_SECONDS
@@ -97,8 +107,10 @@ class RedisBroker(Broker):
             **_connection_options("commands"))
         self._redis = redis.Redis(connection_pool=pool)
         self._publish_open = self._redis.register_script(PUBLISH_OPEN)
-        self._reader = StreamReader(self._reader_client(url), self._redis, self._key,
-                                    len(PREFIX), queue_size, flush_delay)
+        self._reader = self.reader = StreamReader(self._reader_client(url), self._redis,
+                                                  self._key, len(PREFIX), queue_size,
+                                                  flush_delay)
+        self.fanout = self._reader.fanout
         self.presence = RedisPresence(self._redis, self._presence_key, heartbeat)
 
     @staticmethod
@@ -114,11 +126,23 @@ class RedisBroker(Broker):
     def _key(topic: str) -> str:
         return PREFIX + topic
 
+    @timed_publish(ONE)
     def publish(self, topic: str, event: str, data: str) -> str:
         with reaching_redis():
             return self._redis.xadd(self._key(topic), {"e": event, "d": data},
                                     maxlen=self.history, approximate=True)
 
+    @timed_publish(EACH)
+    def publish_many(self, topic: str, events: Sequence[tuple[str, str]]) -> list[str]:
+        # MULTI/EXEC in one round trip: no other client's entry falls between these.
+        pipe = self._redis.pipeline(transaction=True)
+        key = self._key(topic)
+        for event, data in events:
+            pipe.xadd(key, {"e": event, "d": data}, maxlen=self.history, approximate=True)
+        with reaching_redis():
+            return pipe.execute()
+
+    @timed_publish(IF_APPENDED)
     def publish_open(self, topic: str, event: str, data: str, *, final: bool = False,
                      unless_leased: str | None = None,
                      retain_seconds: float | None = None,
@@ -143,6 +167,7 @@ class RedisBroker(Broker):
         return [key, lease], [maxlen, append.event, append.data, "1" if append.final else "0",
                               retain_ms, "1" if leased is not None else "0", entry_id]
 
+    @timed_publish(appended)
     def apply(self, writes: Sequence[Append | Lease]) -> list[str | None]:
         pipe = self._redis.pipeline(transaction=False)
         for write in writes:

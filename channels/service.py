@@ -8,7 +8,9 @@ Celery job, a cron script) the Redis broker of REDIS_URL, so its events reach ev
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -20,14 +22,26 @@ NAME_CHARACTERS = "[A-Za-z0-9_.:-]"
 CHANNEL_NAME_MAX, EVENT_NAME_MAX = 128, 64
 MAX_DATA_BYTES = 64 * 1024
 """The largest event data, as compact JSON in UTF-8."""
+MAX_BATCH_EVENTS = 1000
+"""The most events one `publish_many` takes."""
 
 
 class DataTooLarge(ValueError):
-    """An event's data is over MAX_DATA_BYTES."""
+    """An event's data is over MAX_DATA_BYTES; `param` names it (`data`, `events[3].data`)."""
+
+    def __init__(self, message: str, param: str = "data") -> None:
+        super().__init__(message)
+        self.param = param
+
+
+@functools.lru_cache(maxsize=1024)
+def _valid(value: str, longest: int) -> bool:
+    # Cached: a batch repeats its event names; a miss costs a regex match.
+    return re.fullmatch(f"{NAME_CHARACTERS}{{1,{longest}}}", value) is not None
 
 
 def _name(param: str, value: object, longest: int) -> str:
-    if not isinstance(value, str) or not re.fullmatch(f"{NAME_CHARACTERS}{{1,{longest}}}", value):
+    if not isinstance(value, str) or not _valid(value, longest):
         raise InvalidParameter(param, f"{param} must be 1 to {longest} characters of A-Z a-z "
                                       f"0-9 _ . : -, got {str(value)[:80]!r}")
     return value
@@ -59,12 +73,33 @@ class Channels:
         Raises InvalidParameter for a bad name, DataTooLarge, BrokerUnavailable.
         """
         channel_name(channel)
-        event_name(event)
-        text = compact_json(data)
-        # A character is at most 4 bytes in UTF-8: short texts need no encoding to be sure.
-        if len(text) > MAX_DATA_BYTES // 4 and len(text.encode()) > MAX_DATA_BYTES:
-            raise DataTooLarge(f"event data is limited to {MAX_DATA_BYTES} bytes of JSON")
-        return self.broker.publish(self.topic(channel), event, text)
+        return self.broker.publish(self.topic(channel), event_name(event), _data_text(data))
+
+    def publish_many(self, channel: str, events: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Publish `events`, each `{"data": <any JSON>, "event": <name>}` (event defaults to
+        `message`), to `channel` at once: atomically, in that order, in one round trip to
+        Redis. Returns their ids, in order.
+
+        Every event is checked before any is published: InvalidParameter naming the bad one
+        (`events[3].event`) for a bad name, a missing `data`, or not 1 to MAX_BATCH_EVENTS
+        events; DataTooLarge; BrokerUnavailable.
+        """
+        channel_name(channel)
+        if not isinstance(events, Sequence) or isinstance(events, str) \
+                or not 1 <= len(events) <= MAX_BATCH_EVENTS:
+            raise InvalidParameter("events", f"events must be a list of 1 to {MAX_BATCH_EVENTS} "
+                                             "events")
+        checked = []
+        for i, item in enumerate(events):
+            if not isinstance(item, Mapping) or "data" not in item:
+                raise InvalidParameter(f"events[{i}].data",
+                                       'each event is an object with "data" (any JSON value)')
+            try:
+                name = event_name(item.get("event", "message"))
+            except InvalidParameter as exc:
+                raise InvalidParameter(f"events[{i}].event", exc.message) from None
+            checked.append((name, _data_text(item["data"], f"events[{i}].data")))
+        return self.broker.publish_many(self.topic(channel), checked)
 
     def subscribe(self, channel: str, last_id: str | None, *, subject: str | None = None,
                   presence_events: bool = False) -> Subscription:
@@ -89,6 +124,15 @@ class Channels:
         return self.broker.presence.headcount(self.topic(channel))
 
 
+def _data_text(data: Any, param: str = "data") -> str:
+    """`data` as compact JSON text, or DataTooLarge past MAX_DATA_BYTES."""
+    text = compact_json(data)
+    # A character is at most 4 bytes in UTF-8: short texts need no encoding to be sure.
+    if len(text) > MAX_DATA_BYTES // 4 and len(text.encode()) > MAX_DATA_BYTES:
+        raise DataTooLarge(f"event data is limited to {MAX_DATA_BYTES} bytes of JSON", param)
+    return text
+
+
 def publish(channel: str, event: str, data: Any) -> str:
     """Publish `data` (any JSON value) as `event` on `channel`, from any view or process.
 
@@ -96,3 +140,9 @@ def publish(channel: str, event: str, data: Any) -> str:
     script) through Redis, which needs REDIS_URL. Returns the event's id.
     """
     return Channels(current_broker()).publish(channel, event, data)
+
+
+def publish_many(channel: str, events: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Publish `events` (each `{"event": ..., "data": ...}`) on `channel` atomically, in order,
+    from any view or process, as `publish()` does; returns their ids."""
+    return Channels(current_broker()).publish_many(channel, events)

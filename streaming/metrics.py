@@ -9,7 +9,7 @@ counting once gunicorn's `child_exit` hook marks it dead.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from gevent import get_hub
@@ -143,6 +143,12 @@ class Metrics:
         self._active_change: dict[str, int] = {}
         self._ends: list[tuple[str, float, bool]] = []
         self._write_scheduled = False
+        self._before_scrape: list[Callable[[], None]] = []
+
+    def on_scrape(self, write: Callable[[], None]) -> None:
+        """Call `write` before each exposition: a feature that writes its figures now and then
+        (the broker's, once a second) writes them first, so this worker's own are current."""
+        self._before_scrape.append(write)
 
     # StreamMetrics
     def started(self, transport: str) -> None:
@@ -180,6 +186,8 @@ class Metrics:
     def exposition(self) -> tuple[bytes, str]:
         """The text `/metrics` serves, with its content type: every worker's figures."""
         self.write_pending()
+        for write in self._before_scrape:
+            write()
         if self.multiprocess_dir:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)

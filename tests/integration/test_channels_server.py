@@ -107,3 +107,42 @@ def test_a_slow_consumer_overflows_while_a_fast_one_gets_everything(server):
     assert json.loads(events[-1].data)["reason"] == "subscriber_queue_full"
     delivered = [e.last_event_id for e in events[:-1]]
     assert delivered == ids[:len(delivered)] and len(delivered) < len(ids)
+
+
+def publish_batch(url: str, channel: str, values: list) -> list[str]:
+    events = [{"event": "batch", "data": value} for value in values]
+    response = requests.post(f"{url}/api/channels/{channel}", json={"events": events},
+                             timeout=10)
+    assert response.status_code == 202, response.text
+    return response.json()["ids"]
+
+
+def test_a_batch_reaches_every_subscriber_in_order_with_its_ids(server):
+    channel = new_channel()
+    with subscribe(server.url, f"/sse/channels/{channel}") as first, \
+            subscribe(server.url, f"/sse/channels/{channel}") as second:
+        before = publish(server.url, channel, "single")
+        ids = publish_batch(server.url, channel, list(range(10)))
+        for stream in (first, second):
+            events = take(stream.events(), 11)
+            assert data(events) == ["single", *range(10)]
+            assert [e.last_event_id for e in events] == [before, *ids]
+    with subscribe(server.url, f"/sse/channels/{channel}", before) as resumed:
+        assert [e.last_event_id for e in take(resumed.events(), 10)] == ids
+
+
+def test_concurrent_batches_are_each_appended_whole(server):
+    channel = new_channel()
+    start = publish(server.url, channel, "start")
+    # Within the history (4 x 12 events of 50), and each batch longer than what Redis reads
+    # of a client at a time (16 KiB), so that without MULTI others' commands could fall between.
+    with ThreadPoolExecutor(4) as pool:
+        batches = list(pool.map(lambda n: publish_batch(server.url, channel, [str(n) * 4000] * 12),
+                                range(4)))
+    with subscribe(server.url, f"/sse/channels/{channel}", start, timeout=5) as stream:
+        got = take(stream.events(), 4 * 12)
+    # Nothing of another batch falls between a batch's events.
+    order = [e.last_event_id for e in got]
+    for ids in batches:
+        start = order.index(ids[0])
+        assert order[start:start + len(ids)] == ids

@@ -41,6 +41,15 @@ def test_ids_are_stream_ids_that_grow(broker):
     assert keys == sorted(keys) and len(set(keys)) == 5
 
 
+def test_publish_many_appends_in_order_and_returns_the_ids(broker):
+    name = topic()
+    before = broker.publish(name, "tick", "0")
+    ids = broker.publish_many(name, [("a", "1"), ("b", '"two"'), ("c", "[3]")])
+    assert [(e.id, e.event, e.data) for e in broker.read_after(name, parse_id(before), 10)] \
+        == list(zip(ids, ["a", "b", "c"], ["1", '"two"', "[3]"], strict=True))
+    assert ids == sorted(ids, key=parse_id) and parse_id(ids[0]) > parse_id(before)
+
+
 def test_latest_and_read_after(broker):
     name = topic()
     ids = [broker.publish(name, "tick", str(i)) for i in range(4)]
@@ -232,6 +241,14 @@ def test_a_final_event_ends_every_subscription_and_from_latest_starts_with_it():
     late = broker.subscribe("t", from_latest=True)
     assert [e.event for e in drain(late)] == ["done"] and late.ended
     assert broker.subscribers() == 0
+
+
+def test_a_batch_is_handed_to_a_subscriber_as_one_batch():
+    broker = memory()
+    subscription = broker.subscribe("t")
+    assert subscription.get(0) is None
+    ids = broker.publish_many("t", [("tick", str(i)) for i in range(3)])
+    assert [e.id for e in subscription.next_batch(1)] == ids
 
 
 def test_a_waiting_subscriber_is_woken_by_a_publish_from_another_greenlet():

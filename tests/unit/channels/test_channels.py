@@ -6,7 +6,7 @@ import pytest
 
 import config
 from app import create_app
-from channels import MAX_DATA_BYTES, publish
+from channels import MAX_BATCH_EVENTS, MAX_DATA_BYTES, publish, publish_many
 from services import services
 
 
@@ -59,9 +59,65 @@ def test_data_over_64_kib_is_413(client):
     over = post(client, body={"event": "e", "data": at_limit + "é"})
     assert over.status_code == 413
     assert over.json["error"]["param"] == "data"
-    huge = client.post("/api/channels/news", data="[" + "1," * 200_000 + "1]",
+    huge = client.post("/api/channels/news", data="[" + "1," * 600_000 + "1]",
                        content_type="application/json")
-    assert huge.status_code == 413
+    assert huge.status_code == 413  # over the body's 1 MiB, refused unread
+
+
+def batch(count: int, data=1) -> dict:
+    return {"events": [{"event": f"e{i}", "data": data} for i in range(count)]}
+
+
+def test_a_batch_is_published_in_order_with_its_ids(app, client):
+    channels = services(app).channels
+    subscription = channels.subscribe("news", None)
+    assert subscription.get(0) is None  # it follows the channel now
+    response = post(client, body={"events": [{"event": "a", "data": 1}, {"data": [2]}]})
+    assert response.status_code == 202
+    ids = response.json["ids"]
+    assert len(ids) == 2 and ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-"))))
+    got = subscription.next_batch(1)  # one hand-over: both in one batch
+    assert [(e.id, e.event, e.data) for e in got] == [(ids[0], "a", "1"),
+                                                       (ids[1], "message", "[2]")]
+
+
+def test_a_batch_of_the_most_events_is_accepted(client):
+    response = post(client, body=batch(MAX_BATCH_EVENTS))
+    assert response.status_code == 202 and len(response.json["ids"]) == MAX_BATCH_EVENTS
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    ({"events": []}, "events"),
+    (batch(MAX_BATCH_EVENTS + 1), "events"),
+    ({"events": {"data": 1}}, "events"),
+    ({"events": [{"data": 1}], "data": 2}, "events"),
+    ({"events": [{"data": 1}, {"event": "x"}]}, "events[1].data"),
+    ({"events": [{"data": 1}, 7]}, "events[1].data"),
+    ({"events": [{"data": 1}, {"event": "sp ace", "data": 1}]}, "events[1].event"),
+])
+def test_a_bad_batch_is_400_naming_the_bad_part_and_publishes_nothing(app, client, body, param):
+    broker = services(app).broker
+    response = post(client, body=body)
+    assert response.status_code == 400, response.json
+    assert response.json["error"]["param"] == param
+    assert broker.latest("channel/news") == []
+
+
+def test_a_batch_event_over_64_kib_is_413_naming_it(client):
+    over = "x" * MAX_DATA_BYTES
+    response = post(client, body={"events": [{"data": 1}, {"data": 2}, {"data": over}]})
+    assert response.status_code == 413
+    assert response.json["error"] == {"type": "payload_too_large", "param": "events[2].data",
+                                      "message": f"event data is limited to {MAX_DATA_BYTES} "
+                                                 "bytes of JSON"}
+
+
+def test_a_batch_over_1_mib_is_413(client):
+    data = "x" * 60_000
+    assert post(client, body=batch(17, data)).status_code == 202  # about 1,000,000 bytes
+    response = post(client, body=batch(18, data))  # about 1,080,000
+    assert response.status_code == 413
+    assert response.json["error"]["type"] == "payload_too_large"
 
 
 def test_with_a_token_publishing_needs_it_as_bearer():
@@ -93,6 +149,12 @@ def test_publish_from_application_code_reaches_subscribers(app):
         event_id = publish("news", "update", {"from": "code"})
         event = subscription.get(1)
     assert (event.id, event.event, event.data) == (event_id, "update", '{"from":"code"}')
+
+
+def test_publish_many_from_application_code_returns_the_ids_in_order(app):
+    with app.app_context():
+        ids = publish_many("jobs", [{"event": "a", "data": 1}, {"event": "b", "data": 2}])
+        assert [e.id for e in services(app).broker.latest("channel/jobs", 5)] == ids
 
 
 def test_publish_outside_the_app_needs_redis(monkeypatch):
