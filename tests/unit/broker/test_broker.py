@@ -89,7 +89,7 @@ def test_an_ended_topic_is_kept_for_its_retention_only(redis_url):
     broker = make_broker(redis_url, HISTORY, 10)
     name = topic()
     broker.publish_open(name, "done", "{}", final=True, retain_seconds=60)
-    ttl = redis.Redis.from_url(redis_url).ttl(f"sse:{name}")
+    ttl = redis.Redis.from_url(redis_url).ttl(f"sse:{{{name}}}")
     assert 0 < ttl <= 60
     broker.close()
 

@@ -52,14 +52,14 @@ def test_counts_of_every_process_are_summed_and_subjects_listed_once(processes, 
     one.sync()
     two.sync()
     assert one.headcount(name) == two.headcount(name) == Headcount(6, ("al", "bo"))
-    fields = client.hgetall(f"sse:presence:{name}")
+    fields = client.hgetall(f"sse:presence:{{{name}}}")
     assert set(fields) == {one.process, two.process}
     deadline, counts = fields[two.process].split(" ", 1)
     assert json.loads(counts) == {"bo": 1, "": 2}
     seconds, micros = client.time()
     redis_ms = seconds * 1000 + micros // 1000
     assert 0 < int(deadline) - redis_ms <= 1.5 * HEARTBEAT * 1000
-    assert 0 < client.pttl(f"sse:presence:{name}") <= 1.5 * HEARTBEAT * 1000
+    assert 0 < client.pttl(f"sse:presence:{{{name}}}") <= 1.5 * HEARTBEAT * 1000
 
 
 def test_a_process_whose_last_subscription_closed_leaves_no_field(processes, client):
@@ -71,7 +71,7 @@ def test_a_process_whose_last_subscription_closed_leaves_no_field(processes, cli
     two.sync()
     one.leave(name, "al")
     one.sync()
-    assert list(client.hgetall(f"sse:presence:{name}")) == [two.process]
+    assert list(client.hgetall(f"sse:presence:{{{name}}}")) == [two.process]
     assert two.headcount(name) == Headcount(1, ("bo",))
 
 
@@ -85,7 +85,7 @@ def test_a_process_that_stops_refreshing_is_gone_once_its_deadline_passes(proces
     assert two.headcount(name) == Headcount(1, ("al",))
     time.sleep(1.5 * HEARTBEAT + 0.1)
     assert two.headcount(name) == Headcount(0, ())
-    assert client.hgetall(f"sse:presence:{name}") == {}  # pruned by the reader, or expired
+    assert client.hgetall(f"sse:presence:{{{name}}}") == {}  # pruned by the reader, or expired
 
 
 def test_a_refresh_keeps_a_live_process_fresh(processes):
