@@ -23,13 +23,15 @@ jobs against one Redis, or report from a job with `TaskReporter`, which needs on
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import unquote
 
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.commands.core import Script
+from redis.connection import Encoder
 from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
@@ -87,20 +89,70 @@ class ClusterScript(Script):
             return client.execute_command("EVAL", self.script, len(keys), *keys, *args)
 
 
-class ClusterClient(RedisCluster):
-    """`RedisCluster` whose `register_script` makes `ClusterScript`s."""
+class LazyCluster:
+    """A `RedisCluster` made on first use: `RedisCluster()` asks a node for the slots at once,
+    and a worker must not wait on the network (nor start its event loop) while the app is
+    built. Every attribute but `register_script`, `get_encoder` and `url_options` is the
+    client's; a failure to reach any node raises from that first use, and is tried again next
+    time."""
 
-    url_options: dict[str, Any] = {}  # set per instance by cluster_client
+    def __init__(self, url: str, retries: int, options: dict[str, Any]) -> None:
+        self._url = url
+        self._retries = retries
+        self._options = options
+        nodes, self.url_options = parse_url(url)  # a bad URL fails here, at once
+        self._nodes = [ClusterNode(host, port) for host, port in nodes]
+        self._client: RedisCluster | None = None
+        self._making = threading.Lock()
 
-    def register_script(self, script: str) -> ClusterScript:  # type: ignore[override]
+    @property
+    def client(self) -> RedisCluster:
+        if self._client is None:
+            with self._making:
+                if self._client is None:
+                    self._client = _off_the_loop(self._make)
+        return self._client
+
+    def _make(self) -> RedisCluster:
+        client = RedisCluster(startup_nodes=self._nodes, require_full_coverage=False,
+                              retry=Retry(NoBackoff(), self._retries), **self.url_options,
+                              **self._options)
+        # Its connections belong to the thread that made it: the loop opens its own.
+        for node in client.get_nodes():
+            node.redis_connection.connection_pool.disconnect()
+        return client
+
+    def register_script(self, script: str) -> ClusterScript:
         return ClusterScript(self, script)
 
+    def get_encoder(self) -> Encoder:
+        return Encoder("utf-8", "strict", self._options.get("decode_responses", False))
 
-def cluster_client(url: str, *, retries: int = 1, **options: Any) -> ClusterClient:
-    """A client of the cluster `url` names; `options` go to every node's connections."""
-    nodes, url_options = parse_url(url)
-    client = ClusterClient(startup_nodes=[ClusterNode(host, port) for host, port in nodes],
-                           require_full_coverage=False, retry=Retry(NoBackoff(), retries),
-                           **url_options, **options)
-    client.url_options = url_options  # what a plain connection to one node needs too
-    return client
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+def cluster_client(url: str, *, retries: int = 1, **options: Any) -> LazyCluster:
+    """A client of the cluster `url` names, made on first use; `options` go to every node's
+    connections."""
+    return LazyCluster(url, retries, options)
+
+
+def _off_the_loop(make: Callable[[], RedisCluster]) -> RedisCluster:
+    """`make()`, in a thread of gevent's pool when the process is gevent's (a worker).
+
+    Making a `RedisCluster` parses the node's whole `COMMAND` table, about 40 ms of CPU (20
+    with hiredis) that would hold the event loop of a worker serving streams; in a thread, the
+    loop goes on meanwhile. A process without gevent (a job) makes it where it is.
+    """
+    from gevent import monkey
+
+    if not monkey.is_module_patched("socket"):
+        return make()
+    import gevent
+
+    return gevent.get_hub().threadpool.apply(make)

@@ -43,7 +43,7 @@ from streaming.mailbox import Mailbox
 from . import redis_keys
 from .events import BROKER_ERROR, Event, parse_id
 from .fanout import FLUSH_DELAY, Fanout
-from .redis_cluster import ClusterClient
+from .redis_cluster import LazyCluster
 from .redis_reader import COUNT, entry_event
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class ClusterReader:
     client, `queue_size` the subscribers' queue size, `flush_delay` the fan-out's.
     """
 
-    def __init__(self, cluster: ClusterClient, queue_size: int,
+    def __init__(self, cluster: LazyCluster, queue_size: int,
                  flush_delay: float | None = FLUSH_DELAY) -> None:
         self._cluster = cluster
         self._count = min(COUNT, queue_size)
