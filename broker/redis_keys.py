@@ -41,3 +41,10 @@ def lease(name: str) -> str:
     kind, _, rest = name.partition("/")
     ident, slash, more = rest.partition("/")
     return f"{PREFIX}lease:{{{kind}/{ident}}}{slash}{more}" if rest else f"{PREFIX}lease:{{{name}}}"
+
+
+def tag(key: str) -> str:
+    """The part of `key` Redis Cluster hashes: its hash tag, or the whole key without one."""
+    start = key.find("{")
+    end = key.find("}", start + 1) if start >= 0 else -1
+    return key[start + 1:end] if end > start + 1 else key

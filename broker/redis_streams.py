@@ -97,7 +97,8 @@ class RedisBroker(Broker):
                  heartbeat: float = HEARTBEAT_SECONDS) -> None:
         super().__init__(history, queue_size)
         self._reader: StreamReader | ClusterReader
-        if is_cluster(url):
+        self._cluster = is_cluster(url)
+        if self._cluster:
             cluster = cluster_client(url, socket_timeout=COMMAND_TIMEOUT,
                                      **_connection_options("commands"))
             self._redis = cluster
@@ -145,6 +146,9 @@ class RedisBroker(Broker):
         key = self._key(append.topic)
         leased = append.unless_leased
         lease = self._lease_key(leased) if leased is not None else key
+        if self._cluster and redis_keys.tag(lease) != redis_keys.tag(key):
+            raise ValueError(f"the lease {leased!r} guards another topic than {append.topic!r}: "
+                             "on a Redis Cluster it is in another slot (broker/redis_keys.py)")
         retain = append.retain_seconds
         retain_ms = "0" if retain is None else str(max(1, int(retain * 1000)))
         position = append.position

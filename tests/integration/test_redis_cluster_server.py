@@ -34,6 +34,7 @@ PER_MASTER = 2
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[RedisClusterServers]:
+    """The module's own: its last test stops and restarts a master."""
     if not (os.path.exists(REDIS_SERVER) and os.path.exists(REDIS_CLI)):
         redis_missing("no redis-server and redis-cli on this machine")
     servers = RedisClusterServers().start()
