@@ -298,7 +298,7 @@ class Listener:
                 notified = []
                 for reply in replies:
                     kind = reply[0] if isinstance(reply, list) and reply else None
-                    if kind == "message":
+                    if kind == "message" and reply[2] == "xadd":  # not xtrim, xdel...
                         notified.append(redis_keys.topic_of(reply[1][len(CHANNEL_PREFIX):]))
                     elif kind == "subscribe":
                         self._subscribed(reply[1])
