@@ -7,7 +7,10 @@ each); the publisher is this process, posting `{"t": now}` round the channels on
 schedule over one keep-alive connection. Delivered is the events received over those published
 times their subscribers; the p99 shown is the worst channel's (each client reports its own).
 
-    python -m bench.cluster [--seconds 10]
+    python -m bench.cluster [--seconds 10] [--single]
+
+`--single` runs the same load on one Redis (the same keys; its reader's one `XREAD BLOCK`), to
+compare the cluster's reader (keyspace notifications, then `XRANGE`) with it.
 """
 
 from __future__ import annotations
@@ -25,13 +28,16 @@ from bench.fanout import worker_cpu_seconds
 from bench.harness import LOADGEN, _client_cpu, serving, start
 from broker import redis_keys
 from testbed.redis_cluster import RedisClusterServers
+from testbed.redis_server import RedisServer
 
 CHANNELS, SUBSCRIBERS, RATE, SECONDS = 30, 1000, 100, 10
 
 
-def measure(server, cluster: RedisClusterServers, seconds: float, grace: float = 5) -> dict:
+def measure(server, cluster: RedisClusterServers | None, seconds: float,
+            grace: float = 5) -> dict:
     channels = [f"bench-{i}" for i in range(CHANNELS)]
-    masters = {cluster.port_of(redis_keys.stream(f"channel/{c}")) for c in channels}
+    masters = ({cluster.port_of(redis_keys.stream(f"channel/{c}")) for c in channels}
+               if cluster is not None else {0})
     per_channel = [SUBSCRIBERS // CHANNELS + (i < SUBSCRIBERS % CHANNELS)
                    for i in range(CHANNELS)]
     pids = server.worker_pids()
@@ -84,16 +90,19 @@ def measure(server, cluster: RedisClusterServers, seconds: float, grace: float =
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=SECONDS)
+    parser.add_argument("--single", action="store_true", help="one Redis, not a cluster")
     args = parser.parse_args()
-    cluster = RedisClusterServers(durable=False).start()
+    redis = (RedisServer(durable=False) if args.single
+             else RedisClusterServers(durable=False)).start()
     try:
         def two_workers():
             return start(pin=False, env={"LOG_LEVEL": "warning", "WEB_CONCURRENCY": "2",
-                                         "REDIS_URL": cluster.url})
+                                         "REDIS_URL": redis.url})
         with serving(two_workers) as server:
+            cluster = None if args.single else redis
             print(json.dumps(measure(server, cluster, args.seconds), indent=1))
     finally:
-        cluster.remove()
+        redis.remove()
 
 
 if __name__ == "__main__":
