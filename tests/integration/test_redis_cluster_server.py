@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import redis
 import requests
 
 from broker import redis_keys
@@ -76,6 +77,19 @@ def test_every_event_reaches_every_subscriber_of_both_instances_once(pair, clust
     try:
         published = {channel: [publish(pair[n % 2].url, channel, n) for n in range(20)]
                      for channel in channels}
+        # One listening connection per worker and master, whatever the topics it holds there,
+        # each node told to notify of stream commands (K: keyspace, t: streams).
+        pids = {pid for server in pair for pid in server.worker_pids()}
+        for port in cluster.ports:
+            node = redis.Redis(host="127.0.0.1", port=port, decode_responses=True)
+            try:
+                flags = node.config_get("notify-keyspace-events")["notify-keyspace-events"]
+                listeners = [c["name"] for c in node.client_list()
+                             if c["name"].endswith(":listener")]
+            finally:
+                node.close()
+            assert "K" in flags and ("t" in flags or "A" in flags), flags
+            assert sorted(listeners) == sorted(f"sse:{pid}:listener" for pid in pids)
         for (channel, _), stream in streams.items():
             events = take(stream.events(), 20)
             assert [e.last_event_id for e in events] == published[channel]
