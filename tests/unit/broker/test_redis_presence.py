@@ -14,7 +14,7 @@ import gevent
 import pytest
 import redis
 
-from broker import BrokerUnavailable, Headcount, make_broker
+from broker import BrokerUnavailable, Headcount, make_broker, redis_keys
 from broker.redis_presence import COALESCE_SECONDS
 from streaming.mailbox import Mailbox
 from tests.unit.broker.test_presence import joins_and_leaves
@@ -22,17 +22,31 @@ from tests.unit.broker.test_presence import joins_and_leaves
 HEARTBEAT = 0.4  # fresh for 0.6 s
 
 
+@pytest.fixture(params=["redis", "cluster"])
+def redis_kind(request):
+    """One Redis, or a Redis Cluster (the cluster's client runs the same scripts there)."""
+    if request.param == "cluster":
+        return request.getfixturevalue("redis_cluster")
+    return None
+
+
 @pytest.fixture
-def processes(redis_url):
-    brokers = [make_broker(redis_url, 10, 10, heartbeat=HEARTBEAT) for _ in range(2)]
+def url(redis_kind, request):
+    return redis_kind.url if redis_kind is not None else request.getfixturevalue("redis_url")
+
+
+@pytest.fixture
+def processes(url):
+    brokers = [make_broker(url, 10, 10, heartbeat=HEARTBEAT) for _ in range(2)]
     yield [broker.presence for broker in brokers]
     for broker in brokers:
         broker.close()
 
 
 @pytest.fixture
-def client(redis_url):
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+def client(redis_kind, url):
+    client = (redis_kind.client() if redis_kind is not None
+              else redis.Redis.from_url(url, decode_responses=True))
     yield client
     client.close()
 
@@ -123,6 +137,10 @@ def test_watchers_learn_other_processes_joins_and_leaves_by_polling(processes):
 def test_a_burst_of_subscriptions_is_written_in_a_few_round_trips(processes, client):
     one, two = processes
     name = topic()
+    one.sync()  # a cluster's client is made on first use, with commands of its own
+    if isinstance(client, redis.RedisCluster):  # count on the node of the topic's slot
+        node = client.get_node_from_key(redis_keys.presence(name))
+        client = redis.Redis(host=node.host, port=node.port, decode_responses=True)
     before = int(client.info("stats")["total_commands_processed"])
     for n in range(1000):
         one.enter(name, f"user-{n % 10}")
@@ -154,10 +172,10 @@ def test_an_unreachable_redis_fails_reads_and_keeps_writes_for_later(private_red
     broker.close()
 
 
-def test_closing_the_broker_removes_its_fields(processes, redis_url, client):
+def test_closing_the_broker_removes_its_fields(processes, url, client):
     one, _ = processes
     name = topic()
-    broker = make_broker(redis_url, 10, 10, heartbeat=HEARTBEAT)
+    broker = make_broker(url, 10, 10, heartbeat=HEARTBEAT)
     broker.presence.enter(name, "al")
     broker.presence.sync()
     assert one.headcount(name).subscribers == 1
