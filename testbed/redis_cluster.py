@@ -116,6 +116,27 @@ class RedisClusterServers:
         finally:
             client.close()
 
+    def move_slot(self, slot: int, to_port: int) -> None:
+        """Move `slot`, with its keys, to the master on `to_port` (as a resharding does)."""
+        nodes = {port: redis.Redis(host="127.0.0.1", port=port, decode_responses=True)
+                 for port in self.processes}
+        try:
+            ids = {port: node.execute_command("CLUSTER", "MYID") for port, node in nodes.items()}
+            source = next(port for port, node in nodes.items()
+                          if any(int(start) <= slot <= int(end) for start, end, *_ in
+                                 _slot_ranges(node, ids[port])))
+            target = nodes[to_port]
+            target.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source])
+            nodes[source].execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[to_port])
+            while keys := nodes[source].execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                nodes[source].execute_command("MIGRATE", "127.0.0.1", to_port, "", 0, 5000,
+                                              "KEYS", *keys)
+            for node in nodes.values():
+                node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[to_port])
+        finally:
+            for node in nodes.values():
+                node.close()
+
     def stop_node(self, port: int) -> None:
         process = self.processes.pop(port, None)
         if process is None or process.poll() is not None:
@@ -134,3 +155,9 @@ class RedisClusterServers:
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self._directory, ignore_errors=True)
+
+
+def _slot_ranges(node: redis.Redis, node_id: str) -> list[tuple[int, int]]:
+    """The slot ranges the master `node_id` holds, as `node` sees them (CLUSTER SLOTS)."""
+    return [(start, end) for start, end, primary, *_ in node.execute_command("CLUSTER", "SLOTS")
+            if primary[2] == node_id]

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 import requests
+from redis.crc import key_slot
 
 from broker import redis_keys
 from testbed.live_server import ROOT
@@ -159,6 +160,33 @@ def test_a_generation_started_on_one_instance_is_watched_on_the_other(pair):
     rest = view(second.url, created["events_url"], last_id=early.ids[-1])
     assert "".join(early.tokens + rest.tokens) == mock_answer(first.url, "cluster", 12)
     assert state(second.url, created["id"])["status"] == "done"
+
+
+def test_a_topic_whose_slot_moved_is_followed_on_its_new_master(pair, cluster):
+    """A resharding: the subscribers of the moved topic get `event: error` (the sweep sees the
+    slot elsewhere) and resume there with their Last-Event-ID; another topic goes on."""
+    first, second = pair
+    spread = channels_on_every_master(cluster, 1)
+    moved, kept = spread[cluster.ports[0]][0], spread[cluster.ports[1]][0]
+    with subscribe(second.url, f"/sse/channels/{moved}") as stream, \
+            subscribe(second.url, f"/sse/channels/{kept}") as other:
+        ids = [publish(first.url, moved, n) for n in range(3)]
+        assert [e.last_event_id for e in take(stream.events(), 3)] == ids
+        cluster.move_slot(key_slot(redis_keys.stream(f"channel/{moved}").encode()),
+                          cluster.ports[2])
+        assert cluster.port_of(redis_keys.stream(f"channel/{moved}")) == cluster.ports[2]
+        ids.append(publish(first.url, moved, "after the move"))
+        events = stream.events()
+        rest = [event for _, event in events]  # live or not, it ends with an error
+        assert rest[-1].type == "error"
+        assert [e.last_event_id for e in rest[:-1]] in ([], ids[3:])
+        kept_id = publish(first.url, kept, "unmoved")
+        assert take(other.events(), 1)[0].last_event_id == kept_id
+    with subscribe(second.url, f"/sse/channels/{moved}", ids[2]) as stream:
+        events = stream.events()
+        assert [e.last_event_id for e in take(events, 1)] == ids[3:]
+        live = publish(first.url, moved, "live on the new master")
+        assert take(events, 1)[0].last_event_id == live
 
 
 def test_a_master_stopped_mid_stream_ends_only_its_subscriptions(pair, cluster):
