@@ -13,9 +13,8 @@ from one Redis, and where it is handled:
    replay one command of its batch.
 3. Reading: one `XREAD` may not name keys of two slots (`CROSSSLOT`), so the cluster has its
    own reader (`redis_cluster_reader.py`).
-4. Connections: a pool per node of the cluster for commands, plus the reader's one per node.
-   redis-py bounds a cluster node's pool only by failing past the bound, so the pools are not
-   bounded here; the number of greenlets using them is (WORKER_CONNECTIONS).
+4. Connections: a blocking pool of at most `POOL_CONNECTIONS` per node for commands (as with
+   one Redis), plus the reader's one listening connection per node.
 
 rq cannot run on a cluster (its queues are several keys of several slots per command): run
 jobs against one Redis, or report from a job with `TaskReporter`, which needs only the broker.
@@ -28,6 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import unquote
 
+from redis import BlockingConnectionPool
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.commands.core import Script
@@ -36,6 +36,8 @@ from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 SCHEMES = ("redis+cluster", "rediss+cluster")
+POOL_CONNECTIONS, POOL_WAIT_SECONDS = 8, 5
+"""Per node of the cluster: most pooled command connections, and the longest wait for one."""
 
 
 def is_cluster(url: str) -> bool:
@@ -110,13 +112,26 @@ class LazyCluster:
         if self._client is None:
             with self._making:
                 if self._client is None:
-                    self._client = _off_the_loop(self._make)
+                    client = _off_the_loop(self._make)
+                    # Pools new in this thread (a blocking pool's queue is its thread's).
+                    for node in client.get_nodes():
+                        node.redis_connection.connection_pool.reset()
+                    self._client = client
         return self._client
 
     def _make(self) -> RedisCluster:
-        client = RedisCluster(startup_nodes=self._nodes, require_full_coverage=False,
-                              retry=Retry(NoBackoff(), self._retries), **self.url_options,
-                              **self._options)
+        # Given as a URL, the first node makes redis-py build each node's pool with
+        # `connection_pool_class`: blocking, so a burst waits for a connection rather than
+        # opening one per greenlet (or failing past `max_connections`).
+        options = {key: value for key, value in self.url_options.items() if key != "ssl"}
+        first, *others = self._nodes
+        scheme = "rediss" if self.url_options.get("ssl") else "redis"
+        client = RedisCluster(url=f"{scheme}://{first.host}:{first.port}/0",
+                              startup_nodes=others, require_full_coverage=False,
+                              retry=Retry(NoBackoff(), self._retries),
+                              connection_pool_class=BlockingConnectionPool,
+                              max_connections=POOL_CONNECTIONS, timeout=POOL_WAIT_SECONDS,
+                              **options, **self._options)
         # Its connections belong to the thread that made it: the loop opens its own.
         for node in client.get_nodes():
             node.redis_connection.connection_pool.disconnect()
