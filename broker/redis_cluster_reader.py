@@ -179,24 +179,30 @@ class ClusterReader:
     def _sweep(self) -> None:
         while True:
             gevent.sleep(SWEEP_SECONDS)
-            for listener in list(self._listeners.values()):
-                listener.ping()
             try:
-                self.read(list(self._cursors))
-            except Exception as exc:  # a node down: its listener notices and fails its topics
-                log.debug("the sweep of the followed topics failed: %s", exc)
-            moved = []
-            for topic, home in list(self._homes.items()):
-                try:
-                    node = self._cluster.get_node_from_key(redis_keys.stream(topic))
-                except Exception:  # no node known for the slot: as good as moved
-                    node = None
-                if node is None or node.name != home.name:
-                    moved.append(topic)
-            if moved:
-                log.warning("%d followed topics moved to another Redis Cluster node; their "
-                            "subscriptions end so that they follow them there", len(moved))
-                self._fail(moved)
+                self._sweep_once()
+            except Exception:  # the safety net must go on whatever happened
+                log.exception("the sweep of the followed Redis Cluster topics failed")
+
+    def _sweep_once(self) -> None:
+        for listener in list(self._listeners.values()):
+            listener.ping()
+        try:
+            self.read(list(self._cursors))
+        except Exception as exc:  # a node down: its listener notices and fails its topics
+            log.debug("the sweep of the followed topics failed: %s", exc)
+        moved = []
+        for topic, home in list(self._homes.items()):
+            try:
+                node = self._cluster.get_node_from_key(redis_keys.stream(topic))
+            except Exception:  # no node known for the slot: as good as moved
+                node = None
+            if node is None or node.name != home.name:
+                moved.append(topic)
+        if moved:
+            log.warning("%d followed topics moved to another Redis Cluster node; their "
+                        "subscriptions end so that they follow them there", len(moved))
+            self._fail(moved)
 
 
 class Listener:
