@@ -125,6 +125,44 @@ def _base_url(key: str, raw: str) -> str:
     return raw
 
 
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+_CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+_CLUSTER_NODE = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[^\s:/@,\[\]]+):[0-9]{1,5}")
+
+
+def _redis_url(key: str, raw: str) -> str:
+    """Empty (the in-memory broker), one Redis (redis://, rediss://, unix://), or a Redis
+    Cluster: `redis+cluster://[user:password@]host:port[,host:port...]` (`rediss+cluster://`
+    with TLS), database 0 only (broker/redis_cluster.py reads it)."""
+    if not raw:
+        return raw
+    scheme, sep, rest = raw.partition("://")
+    scheme = scheme.lower()
+    if sep and scheme in _CLUSTER_SCHEMES:
+        netloc, _, path = rest.partition("/")
+        nodes = netloc.rpartition("@")[2].split(",")
+        if (path.strip("/") in ("", "0") and "?" not in rest
+                and all(_CLUSTER_NODE.fullmatch(node) and 0 < int(node.rpartition(":")[2])
+                        < 65536 for node in nodes)):
+            return raw
+        raise ConfigError(f"{key} must name a cluster as {scheme}://host:port[,host:port...] "
+                          f"(database 0, no options), got {_without_password(raw)!r}")
+    if sep and scheme in _REDIS_SCHEMES:
+        return raw
+    raise ConfigError(f"{key} must be a redis://, rediss://, unix://, redis+cluster:// or "
+                      f"rediss+cluster:// URL, got {_without_password(raw)!r}")
+
+
+def _without_password(url: str) -> str:
+    """`url` with the password of its user part replaced, for an error message."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, _ = rest.partition("/")[0].rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.partition(":")[0]
+    return f"{scheme}{sep}{user}:***@{rest[len(userinfo) + 1:]}"
+
+
 _UPSTREAM_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _UPSTREAM_MEMBERS = {"name", "base_url", "api_key"}
 
@@ -313,7 +351,7 @@ APP_SETTINGS: dict[str, tuple[Callable[[str, str], Any], str]] = {
     "MAX_STREAMS_PER_CLIENT": (_optional(_int(1)), ""),
     "MAX_BODY_BYTES": (_int(1), "65536"),
     "LOG_DIR": (_text, "logs"),
-    "REDIS_URL": (_text, ""),
+    "REDIS_URL": (_redis_url, ""),
     "CHANNEL_HISTORY": (_int(1), "1000"),
     "SUBSCRIBER_QUEUE": (_int(1), "1000"),
     "FANOUT_FLUSH_MS": (_optional(_int(0)), ""),

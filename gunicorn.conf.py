@@ -130,6 +130,9 @@ def _broker_name(redis_url):
         return "memory"
     from urllib.parse import urlsplit
 
+    scheme, _, rest = redis_url.partition("://")
+    if scheme.lower().endswith("+cluster"):  # host:port[,host:port...] after any user part
+        return f"Redis Cluster ({rest.partition('/')[0].rpartition('@')[2]})"
     parts = urlsplit(redis_url)
     return f"Redis ({parts.hostname}:{parts.port or 6379})"
 

@@ -130,6 +130,10 @@ class Broker(ABC):
         time (a generation's tokens): the id is `<position>-<n>`, n counting events at that
         position from 0 (from 1 at position 0, as Redis counts), and nothing is trimmed.
         `AT_END` appends at the last event's position. Positions never go back.
+
+        `unless_leased` names a lease of this topic: `<topic>` or `<topic>/<more>` for a topic
+        `<kind>/<id>`. On a Redis Cluster that is what keeps both keys in one slot; another
+        lease raises ValueError there (`redis_keys.py`).
         """
 
     def apply(self, writes: Sequence[Append | Lease]) -> list[str | None]:

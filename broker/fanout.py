@@ -223,3 +223,9 @@ class Fanout:
         for mailboxes in topics.values():
             for mailbox in mailboxes:
                 mailbox.close(notice)
+
+    def fail(self, topic: str, notice: Notice) -> None:
+        """End the subscriptions of `topic` with `notice` (its Redis node is unreachable)."""
+        self._held.pop(topic, None)
+        for mailbox in self._topics.pop(topic, ()):
+            mailbox.close(notice)

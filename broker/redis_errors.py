@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import redis
+from redis.exceptions import ClusterDownError, SlotNotCoveredError
 
 from .subscription import BrokerUnavailable
 
@@ -14,5 +15,7 @@ from .subscription import BrokerUnavailable
 def reaching_redis() -> Iterator[None]:
     try:
         yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    # A cluster's slot whose node is down answers CLUSTERDOWN, or is covered by no node known.
+    except (redis.ConnectionError, redis.TimeoutError, ClusterDownError,
+            SlotNotCoveredError) as exc:
         raise BrokerUnavailable("the message broker (Redis) is unreachable") from exc

@@ -1,7 +1,7 @@
 """`RedisPresence`: presence shared by every worker and instance through Redis.
 
 Each process has an id (a uuid) and writes, per topic it holds subscriptions to, one field of
-the hash `sse:presence:<topic>`: field `<process id>`, value `<deadline ms> <counts>`, counts
+the hash `sse:presence:{<topic>}`: field `<process id>`, value `<deadline ms> <counts>`, counts
 being compact JSON `{subject: open subscriptions}` ("" for those without a subject). A reader
 sums the fields whose deadline has not passed, and deletes the others (a SIGKILLed worker's).
 

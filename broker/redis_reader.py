@@ -55,8 +55,9 @@ def entry_event(entry: tuple[str, dict[str, str]]) -> Event:
                  fields.get("f") == "1")
 
 
-def _lag(reply: list) -> float:
-    """Seconds from the newest entry's id (Redis's clock) to now (this machine's), 0 if none."""
+def lag_of(reply: list) -> float:
+    """Seconds from the newest entry's id (Redis's clock) to now (this machine's), 0 if none;
+    `reply` as XREAD answers: (stream, entries) pairs."""
     newest = max((int(entries[-1][0].partition("-")[0]) for _, entries in reply if entries),
                  default=0)
     return max(0.0, time.time() - newest / 1000) if newest else 0.0
@@ -66,12 +67,12 @@ class StreamReader:
     """Follows topics for this process's subscriptions; `follow`/`unfollow` from any greenlet.
 
     `connect()` returns a new single-connection client for the reader; `commands` is the shared
-    pooled client; `key(topic)` is a topic's stream key, `prefix_length` what precedes the
-    topic in it; `queue_size` is the subscribers' queue size; `flush_delay` is the fan-out's.
+    pooled client; `key(topic)` is a topic's stream key, `topic_of(key)` the reverse;
+    `queue_size` is the subscribers' queue size; `flush_delay` is the fan-out's.
     """
 
     def __init__(self, connect: Callable[[], redis.Redis], commands: redis.Redis,
-                 key: Callable[[str], str], prefix_length: int, queue_size: int,
+                 key: Callable[[str], str], topic_of: Callable[[str], str], queue_size: int,
                  flush_delay: float | None = FLUSH_DELAY) -> None:
         self._connect = connect
         # One read never hands a subscriber more than its queue holds: a burst read at once
@@ -79,7 +80,7 @@ class StreamReader:
         self._count = min(COUNT, queue_size)
         self._commands = commands
         self._key = key
-        self._prefix_length = prefix_length
+        self._topic_of = topic_of
         self.fanout = Fanout(flush_delay)
         self._cursors: dict[str, str] = {}  # topic -> id of the last entry read or skipped
         self._wanted = Signal()
@@ -152,9 +153,9 @@ class StreamReader:
                 delay = min(delay * 2, BACKOFF_MAX)
                 continue
             delay = BACKOFF_FIRST
-            self.lag_seconds = _lag(reply)
+            self.lag_seconds = lag_of(reply)
             for key, entries in reply:
-                self._deliver(key[self._prefix_length:], [entry_event(e) for e in entries])
+                self._deliver(self._topic_of(key), [entry_event(e) for e in entries])
 
     def _read(self) -> list:
         if self._client is None:

@@ -1,8 +1,10 @@
 """The Redis Streams broker: topics shared by every worker, instance and job that reach Redis.
 
-A topic is the stream `sse:<topic>`; an event is an entry `XADD sse:<topic> MAXLEN ~ history *
-e <event> d <data> [f 1]` whose id is the SSE id. Leases are keys `sse:lease:<name>` with a TTL;
-presence is the hash `sse:presence:<topic>` (`redis_presence.py`).
+A topic is the stream `sse:{<topic>}`; an event is an entry `XADD sse:{<topic>} MAXLEN ~ history
+* e <event> d <data> [f 1]` whose id is the SSE id. Leases are keys `sse:lease:{<name>}` with a
+TTL; presence is the hash `sse:presence:{<topic>}` (`redis_presence.py`). Every key name comes
+from `redis_keys.py`; with a cluster URL the client and the reader are the cluster's
+(`redis_cluster.py`, `redis_cluster_reader.py`), the rest is the same.
 
 Connections per process are bounded whatever the number of subscribers: a pool of at most
 `COMMAND_CONNECTIONS` for commands (a greenlet borrows one per command, so none is ever shared
@@ -31,6 +33,7 @@ from redis.retry import Retry
 
 from streaming.mailbox import Mailbox
 
+from . import redis_keys
 from .base import (
     AT_END,
     EACH,
@@ -45,11 +48,13 @@ from .base import (
 from .events import Event, Key, format_id, parse_id
 from .fanout import FLUSH_DELAY
 from .presence import HEARTBEAT_SECONDS
+from .redis_cluster import cluster_client, is_cluster
+from .redis_cluster_reader import ClusterReader
 from .redis_errors import reaching_redis
 from .redis_presence import RedisPresence
 from .redis_reader import BLOCK_MS, StreamReader, entry_event
 
-PREFIX = "sse:"
+PREFIX = redis_keys.PREFIX
 COMMAND_CONNECTIONS = 8
 """Most pooled command connections per process; a greenlet waits for a free one."""
 POOL_WAIT_SECONDS = 5
@@ -101,15 +106,23 @@ class RedisBroker(Broker):
                  flush_delay: float | None = FLUSH_DELAY,
                  heartbeat: float = HEARTBEAT_SECONDS) -> None:
         super().__init__(history, queue_size)
-        pool = redis.BlockingConnectionPool.from_url(
-            url, max_connections=COMMAND_CONNECTIONS, timeout=POOL_WAIT_SECONDS,
-            socket_timeout=COMMAND_TIMEOUT, retry=Retry(NoBackoff(), 1),
-            **_connection_options("commands"))
-        self._redis = redis.Redis(connection_pool=pool)
+        self._reader: StreamReader | ClusterReader
+        self._cluster = is_cluster(url)
+        if self._cluster:
+            cluster = cluster_client(url, socket_timeout=COMMAND_TIMEOUT,
+                                     **_connection_options("commands"))
+            self._redis = cluster
+            self._reader = ClusterReader(cluster, queue_size, flush_delay)
+        else:
+            pool = redis.BlockingConnectionPool.from_url(
+                url, max_connections=COMMAND_CONNECTIONS, timeout=POOL_WAIT_SECONDS,
+                socket_timeout=COMMAND_TIMEOUT, retry=Retry(NoBackoff(), 1),
+                **_connection_options("commands"))
+            self._redis = redis.Redis(connection_pool=pool)
+            self._reader = StreamReader(self._reader_client(url), self._redis, self._key,
+                                        redis_keys.topic_of, queue_size, flush_delay)
         self._publish_open = self._redis.register_script(PUBLISH_OPEN)
-        self._reader = self.reader = StreamReader(self._reader_client(url), self._redis,
-                                                  self._key, len(PREFIX), queue_size,
-                                                  flush_delay)
+        self.reader = self._reader  # read by the broker metrics (lag, reconnects)
         self.fanout = self._reader.fanout
         self.presence = RedisPresence(self._redis, self._presence_key, heartbeat)
 
@@ -124,7 +137,7 @@ class RedisBroker(Broker):
 
     @staticmethod
     def _key(topic: str) -> str:
-        return PREFIX + topic
+        return redis_keys.stream(topic)
 
     @timed_publish(ONE)
     def publish(self, topic: str, event: str, data: str) -> str:
@@ -157,6 +170,9 @@ class RedisBroker(Broker):
         key = self._key(append.topic)
         leased = append.unless_leased
         lease = self._lease_key(leased) if leased is not None else key
+        if self._cluster and redis_keys.tag(lease) != redis_keys.tag(key):
+            raise ValueError(f"the lease {leased!r} guards another topic than {append.topic!r}: "
+                             "on a Redis Cluster it is in another slot (broker/redis_keys.py)")
         retain = append.retain_seconds
         retain_ms = "0" if retain is None else str(max(1, int(retain * 1000)))
         position = append.position
@@ -221,11 +237,11 @@ class RedisBroker(Broker):
 
     @staticmethod
     def _presence_key(topic: str) -> str:
-        return f"{PREFIX}presence:{topic}"
+        return redis_keys.presence(topic)
 
     @staticmethod
     def _lease_key(name: str) -> str:
-        return f"{PREFIX}lease:{name}"
+        return redis_keys.lease(name)
 
     def subscribers(self) -> int:
         return self._reader.fanout.subscribers()
@@ -234,4 +250,5 @@ class RedisBroker(Broker):
         self.presence.close()
         self._reader.close()
         self._redis.close()
-        self._redis.connection_pool.disconnect()
+        if isinstance(self._redis, redis.Redis):
+            self._redis.connection_pool.disconnect()

@@ -22,6 +22,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from broker.redis_cluster import LazyCluster, cluster_client, is_cluster
+
 from .limits import WINDOW_SECONDS, Counter, Counts
 
 log = logging.getLogger(__name__)
@@ -81,11 +83,17 @@ class RedisCounter:
     """Counts in Redis, shared by every process that reaches it; one per process."""
 
     def __init__(self, url: str) -> None:
-        pool = redis.BlockingConnectionPool.from_url(
-            url, max_connections=COMMAND_CONNECTIONS, timeout=POOL_WAIT_SECONDS,
-            socket_timeout=COMMAND_TIMEOUT, socket_connect_timeout=CONNECT_TIMEOUT,
-            retry=Retry(NoBackoff(), 0), client_name=f"sse:{os.getpid()}:limits")
-        self._redis = redis.Redis(connection_pool=pool)
+        self._redis: redis.Redis | LazyCluster
+        if is_cluster(url):  # one key per script and pipeline: any slot will do
+            self._redis = cluster_client(url, retries=0, socket_timeout=COMMAND_TIMEOUT,
+                                         socket_connect_timeout=CONNECT_TIMEOUT,
+                                         client_name=f"sse:{os.getpid()}:limits")
+        else:
+            pool = redis.BlockingConnectionPool.from_url(
+                url, max_connections=COMMAND_CONNECTIONS, timeout=POOL_WAIT_SECONDS,
+                socket_timeout=COMMAND_TIMEOUT, socket_connect_timeout=CONNECT_TIMEOUT,
+                retry=Retry(NoBackoff(), 0), client_name=f"sse:{os.getpid()}:limits")
+            self._redis = redis.Redis(connection_pool=pool)
         self._admit = self._redis.register_script(ADMIT)
         self._warned_at: float | None = None
 

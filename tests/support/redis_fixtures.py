@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import redis
 
+from testbed.redis_cluster import REDIS_CLI, RedisClusterServers
 from testbed.redis_server import REDIS_SERVER, RedisServer
 
 
@@ -66,3 +67,13 @@ def private_redis() -> Iterator[RedisServer]:
     server = _start_private()
     yield server
     server.remove()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    """A Redis Cluster of three masters for the session (testbed/redis_cluster.py)."""
+    if not (os.path.exists(REDIS_SERVER) and os.path.exists(REDIS_CLI)):
+        redis_missing("no redis-server and redis-cli on this machine")
+    cluster = RedisClusterServers().start()
+    yield cluster
+    cluster.remove()

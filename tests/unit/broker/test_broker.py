@@ -22,9 +22,10 @@ from broker.redis_reader import entry_event
 HISTORY = 5
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 def broker(request):
-    url = request.getfixturevalue("redis_url") if request.param == "redis" else ""
+    url = {"memory": lambda: "", "redis": lambda: request.getfixturevalue("redis_url"),
+           "cluster": lambda: request.getfixturevalue("redis_cluster").url}[request.param]()
     broker = make_broker(url, HISTORY, 10)
     yield broker
     broker.close()
@@ -89,16 +90,18 @@ def test_an_end_can_wait_for_a_lease_to_expire(broker):
     assert broker.publish_open(name, "failed", "x", final=True, unless_leased=name) is None
     time.sleep(0.4)
     assert broker.publish_open(name, "failed", "x", final=True, unless_leased=name)
-    broker.lease(name, 30)
-    broker.release(name)
-    assert broker.publish_open(topic(), "failed", "x", final=True, unless_leased=name)
+    other = topic()
+    guard = f"{other}/guard"  # a lease of `other` (on a cluster, in its slot)
+    broker.lease(guard, 30)
+    broker.release(guard)
+    assert broker.publish_open(other, "failed", "x", final=True, unless_leased=guard)
 
 
 def test_an_ended_topic_is_kept_for_its_retention_only(redis_url):
     broker = make_broker(redis_url, HISTORY, 10)
     name = topic()
     broker.publish_open(name, "done", "{}", final=True, retain_seconds=60)
-    ttl = redis.Redis.from_url(redis_url).ttl(f"sse:{name}")
+    ttl = redis.Redis.from_url(redis_url).ttl(f"sse:{{{name}}}")
     assert 0 < ttl <= 60
     broker.close()
 
@@ -123,7 +126,7 @@ def test_a_retention_given_before_the_end_forgets_a_topic_nobody_ended(broker):
 
 def test_apply_makes_each_write_in_order(broker):
     name, other = topic(), topic()
-    results = broker.apply([Lease("apply-lease", 5), Append(name, "e", "1", position=0),
+    results = broker.apply([Lease(f"{other}/lease", 5), Append(name, "e", "1", position=0),
                             Append(other, "e", "2"), Append(name, "end", "3", final=True,
                                                             position=AT_END),
                             Append(name, "late", "4", position=AT_END)])
@@ -132,7 +135,16 @@ def test_apply_makes_each_write_in_order(broker):
     assert [e.data for e in broker.read_after(name, ZERO, 10)] == ["1", "3"]
     assert broker.latest(other)[0].data == "2"
     assert broker.publish_open(other, "x", "5", final=True,
-                               unless_leased="apply-lease") is None
+                               unless_leased=f"{other}/lease") is None
+
+
+def test_on_a_cluster_a_lease_checked_must_guard_the_topic(redis_cluster):
+    broker = make_broker(redis_cluster.url, HISTORY, 10)
+    try:
+        with pytest.raises(ValueError, match="guards another topic"):
+            broker.publish_open(topic(), "x", "1", unless_leased=f"{topic()}/lease")
+    finally:
+        broker.close()
 
 
 def test_a_bad_last_id_is_refused_at_once(broker):

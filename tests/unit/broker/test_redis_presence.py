@@ -22,17 +22,31 @@ from tests.unit.broker.test_presence import joins_and_leaves
 HEARTBEAT = 0.4  # fresh for 0.6 s
 
 
+@pytest.fixture(params=["redis", "cluster"])
+def redis_kind(request):
+    """One Redis, or a Redis Cluster (the cluster's client runs the same scripts there)."""
+    if request.param == "cluster":
+        return request.getfixturevalue("redis_cluster")
+    return None
+
+
 @pytest.fixture
-def processes(redis_url):
-    brokers = [make_broker(redis_url, 10, 10, heartbeat=HEARTBEAT) for _ in range(2)]
+def url(redis_kind, request):
+    return redis_kind.url if redis_kind is not None else request.getfixturevalue("redis_url")
+
+
+@pytest.fixture
+def processes(url):
+    brokers = [make_broker(url, 10, 10, heartbeat=HEARTBEAT) for _ in range(2)]
     yield [broker.presence for broker in brokers]
     for broker in brokers:
         broker.close()
 
 
 @pytest.fixture
-def client(redis_url):
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+def client(redis_kind, url):
+    client = (redis_kind.client() if redis_kind is not None
+              else redis.Redis.from_url(url, decode_responses=True))
     yield client
     client.close()
 
@@ -52,14 +66,14 @@ def test_counts_of_every_process_are_summed_and_subjects_listed_once(processes, 
     one.sync()
     two.sync()
     assert one.headcount(name) == two.headcount(name) == Headcount(6, ("al", "bo"))
-    fields = client.hgetall(f"sse:presence:{name}")
+    fields = client.hgetall(f"sse:presence:{{{name}}}")
     assert set(fields) == {one.process, two.process}
     deadline, counts = fields[two.process].split(" ", 1)
     assert json.loads(counts) == {"bo": 1, "": 2}
     seconds, micros = client.time()
     redis_ms = seconds * 1000 + micros // 1000
     assert 0 < int(deadline) - redis_ms <= 1.5 * HEARTBEAT * 1000
-    assert 0 < client.pttl(f"sse:presence:{name}") <= 1.5 * HEARTBEAT * 1000
+    assert 0 < client.pttl(f"sse:presence:{{{name}}}") <= 1.5 * HEARTBEAT * 1000
 
 
 def test_a_process_whose_last_subscription_closed_leaves_no_field(processes, client):
@@ -71,7 +85,7 @@ def test_a_process_whose_last_subscription_closed_leaves_no_field(processes, cli
     two.sync()
     one.leave(name, "al")
     one.sync()
-    assert list(client.hgetall(f"sse:presence:{name}")) == [two.process]
+    assert list(client.hgetall(f"sse:presence:{{{name}}}")) == [two.process]
     assert two.headcount(name) == Headcount(1, ("bo",))
 
 
@@ -85,7 +99,7 @@ def test_a_process_that_stops_refreshing_is_gone_once_its_deadline_passes(proces
     assert two.headcount(name) == Headcount(1, ("al",))
     time.sleep(1.5 * HEARTBEAT + 0.1)
     assert two.headcount(name) == Headcount(0, ())
-    assert client.hgetall(f"sse:presence:{name}") == {}  # pruned by the reader, or expired
+    assert client.hgetall(f"sse:presence:{{{name}}}") == {}  # pruned by the reader, or expired
 
 
 def test_a_refresh_keeps_a_live_process_fresh(processes):
@@ -165,10 +179,10 @@ def test_an_unreachable_redis_fails_reads_and_keeps_writes_for_later(private_red
     broker.close()
 
 
-def test_closing_the_broker_removes_its_fields(processes, redis_url, client):
+def test_closing_the_broker_removes_its_fields(processes, url, client):
     one, _ = processes
     name = topic()
-    broker = make_broker(redis_url, 10, 10, heartbeat=HEARTBEAT)
+    broker = make_broker(url, 10, 10, heartbeat=HEARTBEAT)
     broker.presence.enter(name, "al")
     broker.presence.sync()
     assert one.headcount(name).subscribers == 1

@@ -15,10 +15,12 @@ from testbed.live_server import free_port
 WINDOW = 30_000_000
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 def counter(request):
     if request.param == "memory":
         return MemoryCounter()
+    if request.param == "cluster":
+        return RedisCounter(request.getfixturevalue("redis_cluster").url)
     return RedisCounter(request.getfixturevalue("redis_url"))
 
 
