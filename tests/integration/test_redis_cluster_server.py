@@ -21,7 +21,7 @@ from broker import redis_keys
 from testbed.live_server import ROOT
 from testbed.redis_cluster import REDIS_CLI, REDIS_SERVER, RedisClusterServers
 from tests.support.channel_clients import data, new_channel, publish, subscribe, take
-from tests.support.clients import wait_until
+from tests.support.clients import metric, wait_until
 from tests.support.generation_clients import mock_answer, start_generation, state, view
 from tests.support.presence_clients import (
     close_all,
@@ -103,6 +103,17 @@ def test_every_event_reaches_every_subscriber_of_both_instances_once(pair, clust
             assert [e.last_event_id for e in take(events, 10)] == published[channel][10:]
             after = publish(pair[0].url, channel, "live")
             assert take(events, 1)[0].last_event_id == after
+            # A batch is one MULTI on the topic's master, in order (one slot: one hash tag).
+            batch = requests.post(f"{pair[0].url}/api/channels/{channel}", timeout=10,
+                                  json={"events": [{"data": "b1"}, {"data": "b2"}]})
+            assert batch.status_code == 202
+            batched = take(events, 2)
+            assert [e.last_event_id for e in batched] == batch.json()["ids"]
+            assert data(batched) == ["b1", "b2"]
+    # The broker metrics read the cluster's reader as they read one Redis's.
+    text = requests.get(pair[0].url + "/metrics", timeout=5).text
+    assert "broker_reader_lag_seconds " in text
+    assert metric(pair[0].url, "broker_published_total", backend="redis") > 0
 
 
 def test_presence_counts_the_subscribers_of_both_instances(pair):
@@ -218,6 +229,8 @@ def test_a_master_stopped_mid_stream_ends_only_its_subscriptions(pair, cluster):
             for server in pair:
                 events = take(streams[(channel, server.url)].events(), 3)
                 assert [e.last_event_id for e in events] == published[channel]
+        reconnects = {server.url: metric(server.url, "broker_reconnects_total")
+                      for server in pair}
         cluster.stop_node(stopped)
         for channel in lost:
             for server in pair:
@@ -226,6 +239,9 @@ def test_a_master_stopped_mid_stream_ends_only_its_subscriptions(pair, cluster):
                 assert error.type == "error"
                 assert json.loads(error.data)["type"] == "broker_unavailable"
                 assert list(events) == []  # the stream ended: the client reconnects
+        for server in pair:  # the node's listener is counted as lost (written within 1 s)
+            wait_until(lambda url=server.url: metric(url, "broker_reconnects_total")
+                       > reconnects[url], timeout=10)
         down = requests.post(f"{first.url}/api/channels/{lost[0]}", json={"data": 1},
                              timeout=30)
         assert down.status_code == 503
