@@ -200,7 +200,8 @@ def worker_exit(server, worker):
     # than leaving them to expire (a killed one's do, within 1.5 heartbeats).
     from services import services_of
 
-    ours = services_of(worker.wsgi)
+    # A worker whose app failed to load has no `wsgi`: nothing of ours to close.
+    ours = services_of(getattr(worker, "wsgi", None))
     if ours is not None:
         ours.broker.presence.close()
 
