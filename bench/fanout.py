@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import tempfile
 import time
@@ -36,6 +37,21 @@ from testbed.redis_server import RedisServer
 CHANNEL = "bench"
 PATH = f"/sse/channels/{CHANNEL}"
 SUBSCRIBERS, RATE, SECONDS = 1000, 100, 10
+CROWD, CROWD_RATE = 10_000, 10
+"""Issue 18's second row: ten thousand subscribers of one channel in one worker, 10 events/s."""
+
+
+def worker_rss_bytes(pids: list[int]) -> int:
+    page = os.sysconf("SC_PAGE_SIZE")
+    return sum(int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page for pid in pids)
+
+
+def _enough_descriptors(count: int) -> None:
+    """The load client holds one descriptor per subscriber: raise this process's soft limit,
+    which it inherits, as far as the hard one allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < count + 1000:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, count + 1000), hard))
 
 
 def worker_cpu_seconds(pids: list[int]) -> float:
@@ -66,6 +82,8 @@ def publish_paced(url: str, rate: float, seconds: float) -> tuple[int, float]:
 def measure(server, subscribers: int = SUBSCRIBERS, rate: float = RATE,
             seconds: float = SECONDS, grace: float = 5) -> dict:
     pids = server.worker_pids()
+    _enough_descriptors(subscribers)
+    rss_before = worker_rss_bytes(pids)
     with tempfile.TemporaryDirectory() as scratch:
         ready, stop = Path(scratch) / "ready", Path(scratch) / "stop"
         # The hold is only a bound: it ends `grace` seconds after the publisher's last event.
@@ -79,19 +97,22 @@ def measure(server, subscribers: int = SUBSCRIBERS, rate: float = RATE,
         while not ready.exists() and time.monotonic() < deadline and client.poll() is None:
             time.sleep(0.1)
         time.sleep(1.0)
+        # Every subscription open, none yet sent an event: what an idle subscriber costs.
+        rss_idle = worker_rss_bytes(pids) - rss_before
         cpu_before = worker_cpu_seconds(pids)
         published, took = publish_paced(server.url, rate, seconds)
         worker_cpu = worker_cpu_seconds(pids) - cpu_before
         stop.touch()
         out, _ = client.communicate(timeout=4 * seconds + 120)
     result = json.loads(out.strip().splitlines()[-1])
-    return {"published": published, "publish_rate": published / took,
+    return {"published": published, "rate": rate, "publish_rate": published / took,
             "delivery": result["events_total"] / (published * subscribers),
             # Below `published`: some subscriber lost events, or got them after the grace.
             "events_min": result["events_min"],
             "latency_ms": result["latency_ms"], "worker_cpu_share": worker_cpu / took,
             "opened": result["opened"], "error_kinds": result["error_kinds"],
-            "client_cpu_share": result["client_cpu_share"]}
+            "client_cpu_share": result["client_cpu_share"],
+            "rss_per_idle_subscriber_kb": rss_idle / max(1, result["opened"]) / 1024}
 
 
 def redis_connections(url: str, pids: list[int]) -> int:
@@ -112,6 +133,10 @@ def run(size: Size) -> dict:
     figures = {}
     with serving(lambda: ours(**quick_start)) as server:
         figures["ours, in memory (1 worker)"] = measure(server, subscribers, RATE, seconds, grace)
+    crowd = size.pick(CROWD, 2000, 50)
+    with serving(lambda: ours(WORKER_CONNECTIONS=str(crowd + 1000), **quick_start)) as server:
+        figures[f"ours, in memory, {crowd:,} subscribers x {CROWD_RATE}/s (1 worker)"] = measure(
+            server, crowd, CROWD_RATE, seconds, grace)
     redis_server = RedisServer().start()
     try:
         # Two workers share the two cores with the client: not pinned.
@@ -132,11 +157,14 @@ def run(size: Size) -> dict:
 
 def table(results: dict) -> str:
     rows = [
-        ("publisher: events/s achieved (of 100)", lambda f: f"{f['publish_rate']:.0f}"),
+        ("publisher: events/s achieved, of those asked",
+         lambda f: f"{f['publish_rate']:.0f} of {f['rate']:.0f}"),
         ("delivered", lambda f: f"{f['delivery']:.1%}"),
         ("latency p50 / p99", lambda f: p50_p99(f["latency_ms"], 1)),
         ("worker CPU (all workers, share of one core)",
          lambda f: f"{f['worker_cpu_share']:.0%}"),
+        ("worker RSS per idle subscriber",
+         lambda f: f"{f['rss_per_idle_subscriber_kb']:.1f} KB"),
         ("Redis connections per worker",
          lambda f: str(f.get("redis_connections_per_worker", "-"))),
     ]
