@@ -60,7 +60,10 @@ def test_every_transport_shows_text_growing_then_the_whole_answer(page, transpor
     assert midway and complete.startswith(midway) and midway != complete
     assert finished(page) == "done: stop"
     assert page.text_content("#output") == complete
-    assert tokens_shown(page) == tokens
+    if transport == "fetch-text":  # no token boundaries: it counts chunks as they came, and
+        assert 5 <= tokens_shown(page) <= tokens  # a loaded browser reads several at once
+    else:
+        assert tokens_shown(page) == tokens
     assert page.text_content("#ttft").endswith(" ms")
     if transport == "eventsource":
         screenshot(page, "chat")

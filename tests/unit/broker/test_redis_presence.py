@@ -38,6 +38,8 @@ def url(redis_kind, request):
 @pytest.fixture
 def processes(url):
     brokers = [make_broker(url, 10, 10, heartbeat=HEARTBEAT) for _ in range(2)]
+    for broker in brokers:  # a cluster's client is made on first use (COMMAND's table parsed):
+        broker.presence.headcount(topic())  # not between a write and a read 0.6 s apart at most
     yield [broker.presence for broker in brokers]
     for broker in brokers:
         broker.close()
@@ -183,6 +185,7 @@ def test_closing_the_broker_removes_its_fields(processes, url, client):
     one, _ = processes
     name = topic()
     broker = make_broker(url, 10, 10, heartbeat=HEARTBEAT)
+    broker.presence.headcount(topic())  # its client made, as in `processes`
     broker.presence.enter(name, "al")
     broker.presence.sync()
     assert one.headcount(name).subscribers == 1
