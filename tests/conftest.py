@@ -54,18 +54,46 @@ def _started_until_the_end(make: Callable[..., Any]) -> Iterator[Callable[..., A
         process.stop()
 
 
+_fixtures_being_set_up: list[pytest.FixtureRequest] = []  # innermost last
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    # Who starts a server decides how long it lives: see start_server.
+    _fixtures_being_set_up.append(request)
+    try:
+        return (yield)
+    finally:
+        _fixtures_being_set_up.pop()
+
+
 @pytest.fixture(scope="session")
 def start_server() -> Iterator[Callable[..., LiveServer]]:
-    """A factory: `start_server(env={...})` starts a real server, stopped after the session."""
+    """A factory: `start_server(env={...})` starts a real server, stopped when its starter is
+    done: the test (its body or a function fixture), the module or class fixture, the session.
+
+    An idle server is not free: its workers' blocking monitors wake 50 times a second (about
+    3% of a core each), so a run that kept every server to the end spent a core on them."""
     servers: list[LiveServer] = []
+    of_this_test: list[LiveServer] = []
 
     def start(**kwargs) -> LiveServer:
         server = LiveServer(**kwargs)
         servers.append(server)
+        starter = _fixtures_being_set_up[-1] if _fixtures_being_set_up else None
+        if starter is None or starter.scope == "function":
+            of_this_test.append(server)
+        elif starter.scope != "session":
+            starter.addfinalizer(lambda: _stop_unless_blocked([server]))
         return server.wait_ready()
 
     start.servers = servers  # for loop_never_blocked
+    start.of_this_test = of_this_test
     yield start
+    _stop_unless_blocked(servers)
+
+
+def _stop_unless_blocked(servers: list[LiveServer]) -> None:
     reports = [report for server in servers for report in server.blocking_reports()]
     stop_all(servers)
     _fail_if_blocked(reports)
@@ -73,11 +101,15 @@ def start_server() -> Iterator[Callable[..., LiveServer]]:
 
 @pytest.fixture(autouse=True)
 def loop_never_blocked(request) -> Iterator[None]:
-    """Fails a test during which a test server's greenlet held the event loop too long."""
+    """Fails a test during which a test server's greenlet held the event loop too long; then
+    stops the servers the test started."""
     yield
     if "start_server" in request.fixturenames:
-        servers = request.getfixturevalue("start_server").servers
-        _fail_if_blocked([report for server in servers for report in server.blocking_reports()])
+        factory = request.getfixturevalue("start_server")
+        ended, factory.of_this_test[:] = list(factory.of_this_test), []
+        reports = [report for server in factory.servers for report in server.blocking_reports()]
+        stop_all(ended)
+        _fail_if_blocked(reports)
 
 
 def _fail_if_blocked(reports: list[str]) -> None:
