@@ -54,17 +54,36 @@ def _started_until_the_end(make: Callable[..., Any]) -> Iterator[Callable[..., A
         process.stop()
 
 
+# Who starts a server decides how long it lives (start_server): a test's body, or the fixture
+# being set up. This conftest's hooks see the fixtures of nodes under tests/ only, so a
+# session fixture is what starts a server outside both.
 _fixtures_being_set_up: list[pytest.FixtureRequest] = []  # innermost last
+_in_a_test_body = False
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_fixture_setup(fixturedef, request):
-    # Who starts a server decides how long it lives: see start_server.
     _fixtures_being_set_up.append(request)
     try:
         return (yield)
     finally:
         _fixtures_being_set_up.pop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    global _in_a_test_body
+    _in_a_test_body = True
+    try:
+        return (yield)
+    finally:
+        _in_a_test_body = False
+
+
+def _scope_of_the_starter() -> str:
+    if _fixtures_being_set_up:
+        return _fixtures_being_set_up[-1].scope
+    return "function" if _in_a_test_body else "session"
 
 
 @pytest.fixture(scope="session")
@@ -80,11 +99,11 @@ def start_server() -> Iterator[Callable[..., LiveServer]]:
     def start(**kwargs) -> LiveServer:
         server = LiveServer(**kwargs)
         servers.append(server)
-        starter = _fixtures_being_set_up[-1] if _fixtures_being_set_up else None
-        if starter is None or starter.scope == "function":
+        scope = _scope_of_the_starter()
+        if scope == "function":
             of_this_test.append(server)
-        elif starter.scope != "session":
-            starter.addfinalizer(lambda: _stop_unless_blocked([server]))
+        elif scope != "session":
+            _fixtures_being_set_up[-1].addfinalizer(lambda: _stop_unless_blocked([server]))
         return server.wait_ready()
 
     start.servers = servers  # for loop_never_blocked
