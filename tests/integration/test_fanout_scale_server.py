@@ -1,5 +1,5 @@
 """Fan-out at ten thousand subscribers of one channel in one worker: every subscriber gets the
-event, and the delivery, handed over 500 mailboxes a loop turn (broker/fanout.py), never holds
+event, and the delivery, handed over 1,000 mailboxes a loop turn (broker/fanout.py), never holds
 the loop past the blocking monitor's 20 ms (`loop_never_blocked`). Before slicing, one publish
 to 10,000 subscribers held it about 260 ms.
 

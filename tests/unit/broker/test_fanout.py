@@ -7,7 +7,7 @@ import gevent
 import pytest
 
 from broker.events import BROKER_ERROR, Event
-from broker.fanout import SLICE_SIZE, Fanout
+from broker.fanout import Fanout
 from broker.memory import MemoryBroker
 from streaming.mailbox import Mailbox
 
@@ -45,10 +45,6 @@ def received(box: Mailbox) -> list[str]:
 def turn() -> None:
     """Let the hub run the callbacks scheduled so far (one continuation of the fan-out)."""
     gevent.sleep(0)
-
-
-def test_the_default_slice_is_500():
-    assert SLICE_SIZE == 500
 
 
 def test_a_topic_within_one_slice_is_handed_its_delivery_at_once():
