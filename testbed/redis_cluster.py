@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -22,6 +21,7 @@ import redis
 from redis.cluster import ClusterNode, RedisCluster
 
 from testbed.live_server import free_port
+from testbed.redis_server import stop_group
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
@@ -138,15 +138,7 @@ class RedisClusterServers:
                 node.close()
 
     def stop_node(self, port: int) -> None:
-        process = self.processes.pop(port, None)
-        if process is None or process.poll() is not None:
-            return
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop_group(self.processes.pop(port, None))
 
     def stop(self) -> None:
         for port in list(self.processes):

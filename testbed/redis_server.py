@@ -20,6 +20,19 @@ from testbed.live_server import free_port
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
+
+def stop_group(process: subprocess.Popen | None, timeout: float = 10) -> None:
+    """Stop `process` (started in a session of its own) and its group: SIGTERM, then SIGKILL
+    after `timeout` seconds. Nothing to do for one that is gone already."""
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=timeout)
+
 class RedisServer:
     """A redis-server subprocess on a free loopback port, in its own process group.
 
@@ -58,14 +71,7 @@ class RedisServer:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop_group(process)
 
     def remove(self) -> None:
         self.stop()

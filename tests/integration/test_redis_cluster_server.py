@@ -19,7 +19,7 @@ from redis.crc import key_slot
 
 from broker import redis_keys
 from testbed.live_server import ROOT
-from testbed.redis_cluster import REDIS_CLI, REDIS_SERVER, RedisClusterServers
+from testbed.redis_cluster import RedisClusterServers
 from tests.support.channel_clients import data, new_channel, publish, subscribe, take
 from tests.support.clients import metric, wait_until
 from tests.support.generation_clients import mock_answer, start_generation, state, view
@@ -29,7 +29,7 @@ from tests.support.presence_clients import (
     subscribers,
     wait_for_presence,
 )
-from tests.support.redis_fixtures import redis_missing
+from tests.support.redis_fixtures import started_cluster
 
 PER_MASTER = 2
 
@@ -37,11 +37,7 @@ PER_MASTER = 2
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[RedisClusterServers]:
     """The module's own: its last test stops and restarts a master."""
-    if not (os.path.exists(REDIS_SERVER) and os.path.exists(REDIS_CLI)):
-        redis_missing("no redis-server and redis-cli on this machine")
-    servers = RedisClusterServers().start()
-    yield servers
-    servers.remove()
+    yield from started_cluster()
 
 
 @pytest.fixture(scope="module")

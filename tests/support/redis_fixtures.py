@@ -69,11 +69,17 @@ def private_redis() -> Iterator[RedisServer]:
     server.remove()
 
 
-@pytest.fixture(scope="session")
-def redis_cluster() -> Iterator[RedisClusterServers]:
-    """A Redis Cluster of three masters for the session (testbed/redis_cluster.py)."""
+def started_cluster() -> Iterator[RedisClusterServers]:
+    """Three masters joined into a cluster (testbed/redis_cluster.py), removed afterwards: the
+    body of a cluster fixture of any scope."""
     if not (os.path.exists(REDIS_SERVER) and os.path.exists(REDIS_CLI)):
         redis_missing("no redis-server and redis-cli on this machine")
     cluster = RedisClusterServers().start()
     yield cluster
     cluster.remove()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    """A Redis Cluster of three masters for the session."""
+    yield from started_cluster()
